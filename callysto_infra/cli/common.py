@@ -1,0 +1,133 @@
+"""What every command shares: the group class that turns errors into one line, and the common
+options. Only Click is imported here so that 'callysto --help' stays fast."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+CONTEXT_SETTINGS = {
+    "help_option_names": ["-h", "--help"],
+    "terminal_width": 80,
+    "max_content_width": 80,
+}
+
+
+def _command_path(ctx: click.Context | None) -> str:
+    return ctx.command_path if ctx is not None else "callysto"
+
+
+class CallystoGroup(click.Group):
+    """A group whose errors are one line on stderr (exit 2 for bad input, 1 for a failure)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from callysto_infra.errors import CallystoError
+
+        debug = "--debug" in (sys.argv[1:] if args is None else list(args))
+        try:
+            rv = super().main(
+                args=args,
+                prog_name=prog_name,
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help(), err=True)
+            sys.exit(2)
+        except click.UsageError as exc:
+            where = _command_path(exc.ctx)
+            fix = f" (see '{where} --help')"
+            click.echo(f"error: {exc.format_message()}{fix}", err=True)
+            sys.exit(2)
+        except click.Abort:
+            click.echo("aborted: nothing was changed", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except CallystoError as exc:
+            if debug:
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+    def group(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        kwargs.setdefault("cls", SubGroup)
+        return super().group(*args, **kwargs)
+
+
+class SubGroup(click.Group):
+    """Nested groups inherit the same settings."""
+
+    def group(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        kwargs.setdefault("cls", SubGroup)
+        return super().group(*args, **kwargs)
+
+
+def env_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--env NAME, also taken from CALLYSTO_ENV. Resolved (and validated) by load_env()."""
+    return click.option(
+        "--env",
+        "env_name",
+        envvar="CALLYSTO_ENV",
+        metavar="NAME",
+        help="Environment (directory under envs/); default $CALLYSTO_ENV.",
+    )(func)
+
+
+def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="Print one JSON document on stdout and nothing else.",
+    )(func)
+
+
+def host_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--host",
+        metavar="HOST",
+        help="Hub to act on; default: the environment's only hub, or the one holding the user.",
+    )(func)
+
+
+def load_env(name: str | None):
+    """The validated environment NAME (UsageError when missing, unknown or invalid)."""
+    from callysto_infra import environments
+
+    return environments.load(name)
+
+
+def emit_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2, sort_keys=True))
+
+
+def not_available(what: str) -> None:
+    from callysto_infra.errors import NotAvailableYet
+
+    raise NotAvailableYet(what)
+
+
+def validated(check: Callable[[str], str]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A Click callback that runs one of callysto_infra.validate's checks."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, tuple):
+            return tuple(check(v) for v in value)
+        return check(value)
+
+    return callback

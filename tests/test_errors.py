@@ -1,0 +1,67 @@
+"""The error table: each bad input is one line on stderr, exit 2, no traceback, nothing changed."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def assert_one_line_error(result, *fragments: str, code: int = 2) -> None:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert result.stderr.endswith("\n") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+def test_no_environment_says_how_to_give_one(callysto):
+    result = callysto("terraform", "plan")
+    assert_one_line_error(result, "--env NAME", "ENV=NAME", "CALLYSTO_ENV")
+
+
+def test_unknown_environment_names_the_known_ones(callysto):
+    callysto("env", "new", "dev", "brave-otter")
+    callysto("env", "new", "local")
+    result = callysto("quota", "list", "--env", "brave-oter")
+    assert_one_line_error(result, "unknown environment 'brave-oter'", "brave-otter, local")
+
+
+def test_invalid_env_yaml_names_file_field_and_reason(callysto, envs_dir):
+    callysto("env", "new", "local")
+    env_yaml = envs_dir / "local" / "env.yaml"
+    env_yaml.write_text(env_yaml.read_text().replace("refquota: 1G", "refquota: 1 gig"))
+    result = callysto("env", "show", "--env", "local")
+    assert_one_line_error(result, "env.yaml", "hub.refquota", "invalid size")
+
+
+def test_unknown_field_in_env_yaml_is_refused(callysto, envs_dir):
+    callysto("env", "new", "local")
+    env_yaml = envs_dir / "local" / "env.yaml"
+    env_yaml.write_text(env_yaml.read_text() + "suport_email: x@y.z\n")
+    result = callysto("terraform", "init", "--env", "local")
+    assert_one_line_error(result, "suport_email", "unknown field")
+
+
+def test_env_yaml_that_is_not_yaml(callysto, envs_dir):
+    callysto("env", "new", "local")
+    (envs_dir / "local" / "env.yaml").write_text("type: [local\n")
+    assert_one_line_error(callysto("env", "show", "--env", "local"), "not valid YAML")
+
+
+def test_missing_argument_is_one_line(callysto):
+    assert_one_line_error(callysto("quota", "set", "--env", "x"), "Missing argument", "--help")
+
+
+@pytest.mark.parametrize("user", ["bob", "0123", "$(reboot)", "a@b", "DEADBEEF" * 5])
+def test_bad_user_is_refused_before_anything_runs(callysto, user):
+    assert_one_line_error(callysto("quota", "get", "--env", "x", user), "invalid user")
+
+
+@pytest.mark.parametrize("size", ["-1G", "10 G", "1e9", "$(reboot)", "1.5G", "G", "01G"])
+def test_bad_size_is_refused(callysto, size):
+    result = callysto("quota", "set", "--env", "x", "--", "a" * 40, size)
+    assert_one_line_error(result, "invalid size")
+
+
+def test_debug_shows_the_traceback(callysto):
+    result = callysto("--debug", "env", "show", "--env", "nope")
+    assert result.returncode != 0 and "Traceback" in result.stderr
