@@ -198,6 +198,20 @@ class Environment:
         return self.secrets_dir / SALT_FILE
 
     @property
+    def ssh_key_file(self) -> Path:
+        """The private key operators use for this environment's hubs (its .pub is the key pair)."""
+        return self.secrets_dir / "ssh-key"
+
+    @property
+    def known_hosts_file(self) -> Path:
+        return self.secrets_dir / "known_hosts"
+
+    @property
+    def state_file(self) -> Path:
+        """Terraform's state for this environment; its 'hosts' output lists the hubs."""
+        return self.path / "terraform.tfstate"
+
+    @property
     def group_vars_dir(self) -> Path:
         return self.path / "group_vars"
 

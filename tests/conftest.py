@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,3 +46,78 @@ def callysto(envs_dir):
         )
 
     return run
+
+
+# --- real ZFS (zfs-fuse) --------------------------------------------------------------------------
+
+ZFS_FUSE = "/usr/sbin/zfs-fuse"
+
+
+def _zfs_daemon_alive() -> bool:
+    probe = subprocess.run(["zpool", "list", "-H"], capture_output=True, text=True, check=False)
+    return probe.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def zfs_daemon(tmp_path_factory):
+    """A running zfs-fuse daemon. One already running is reused and left alone; otherwise one is
+    started here and stopped afterwards by its pid."""
+    if _zfs_daemon_alive():
+        yield None
+        return
+    if not os.path.exists(ZFS_FUSE):
+        pytest.fail("zfs-fuse is not installed: run scripts/bootstrap-system (or make test)")
+    pidfile = tmp_path_factory.mktemp("zfs-fuse") / "zfs-fuse.pid"
+    subprocess.run([ZFS_FUSE, "--pidfile", str(pidfile)], check=True)
+    for _ in range(100):
+        if _zfs_daemon_alive():
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("zfs-fuse did not start")
+    pid = int(pidfile.read_text().strip())
+    yield pid
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+
+
+@dataclass
+class Pool:
+    name: str
+    mountpoint: Path
+    vdevs: tuple[Path, Path]
+
+
+def make_pool(directory: Path, name: str | None = None, size: str = "128M") -> Pool:
+    """A pool NAME as a mirror of two files under DIRECTORY, mounted there too."""
+    name = name or f"cy{uuid.uuid4().hex[:10]}"
+    vdevs = (directory / f"{name}-1.img", directory / f"{name}-2.img")
+    for vdev in vdevs:
+        subprocess.run(["truncate", "-s", size, str(vdev)], check=True)
+    mountpoint = directory / name
+    subprocess.run(
+        ["zpool", "create", "-m", str(mountpoint), name, "mirror", *map(str, vdevs)],
+        check=True,
+        capture_output=True,
+    )
+    return Pool(name, mountpoint, vdevs)
+
+
+def destroy_pool(pool: Pool) -> None:
+    subprocess.run(["zpool", "destroy", "-f", pool.name], capture_output=True, check=False)
+    for vdev in pool.vdevs:
+        vdev.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def zfs_pool(zfs_daemon, tmp_path):
+    """A fresh pool (uniquely named, so tests never meet another's pool) with dataset home."""
+    pool = make_pool(tmp_path)
+    subprocess.run(["zfs", "create", f"{pool.name}/home"], check=True)
+    yield pool
+    destroy_pool(pool)

@@ -1,0 +1,139 @@
+"""The hubs of an environment and how to run a program on one: directly on this machine for a
+local environment, otherwise over SSH. Hubs come from the Terraform state's `hosts` output, read as
+data (no Terraform run, no SSH)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from callysto_infra import runner
+from callysto_infra.errors import OperationError, UsageError
+
+if TYPE_CHECKING:
+    from callysto_infra.environments import Environment
+
+SSH_HINT = "install the OpenSSH client (apt-get install openssh-client)"
+
+
+@dataclass(frozen=True)
+class Hub:
+    """One hub. `address` is the public address operators reach; None means this machine."""
+
+    name: str
+    address: str | None
+    ssh_user: str | None = None
+    groups: tuple[str, ...] = ()
+    zfs_disks: tuple[str, ...] = ()
+    ssh_key: str | None = None
+    known_hosts: str | None = None
+    ssh_port: int = 22
+
+    @property
+    def is_local(self) -> bool:
+        return self.address is None
+
+    def ssh_argv(self, remote_argv: Sequence[str] = (), *, batch: bool = True) -> list[str]:
+        """The ssh command that runs REMOTE_ARGV on this hub.
+
+        ssh hands the remote side one string for its shell, so each argument is quoted here:
+        the remote shell sees exactly the words we pass, and nothing else.
+        """
+        if self.is_local:
+            raise OperationError(f"hub '{self.name}' is this machine; there is nothing to ssh to")
+        argv = [runner.which("ssh", SSH_HINT)]
+        if self.ssh_key:
+            argv += ["-i", self.ssh_key, "-o", "IdentitiesOnly=yes"]
+        if self.known_hosts:
+            argv += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
+        argv += ["-o", "StrictHostKeyChecking=accept-new"]
+        if batch:
+            argv += ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
+        if self.ssh_port != 22:
+            argv += ["-p", str(self.ssh_port)]
+        target = f"{self.ssh_user}@{self.address}" if self.ssh_user else self.address
+        argv += [target]
+        if remote_argv:
+            argv += ["--", shlex.join(str(a) for a in remote_argv)]
+        return argv
+
+    def run(self, argv: Sequence[str], **kwargs) -> runner.Result:
+        """Run ARGV on this hub: one process locally, or one SSH round trip."""
+        if self.is_local:
+            return runner.run(argv, **kwargs)
+        check = kwargs.pop("check", True)
+        result = runner.run(self.ssh_argv(argv), check=False, **kwargs)
+        if result.returncode == 255:
+            raise OperationError(
+                f"hub '{self.name}' ({self.address}) is unreachable: {runner.last_line(result)}"
+            )
+        if check and not result.ok:
+            raise OperationError(
+                f"'{argv[0]}' failed on hub '{self.name}': {runner.last_line(result)}"
+            )
+        return result
+
+
+def local_hub(env: Environment) -> Hub:
+    return Hub(name="localhost", address=None, groups=("hub", "local", env.name))
+
+
+def read_state_hosts(env: Environment) -> list[dict]:
+    """The `hosts` output of the environment's Terraform state, as Terraform wrote it."""
+    path = env.state_file
+    if not path.exists():
+        raise UsageError(
+            f"environment '{env.name}' has no Terraform state yet: run "
+            f"'callysto terraform apply --env {env.name}' (make terraform/apply ENV={env.name}) first"
+        )
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise OperationError(f"Terraform state {path} cannot be read as JSON: {exc}") from None
+    output = state.get("outputs", {}).get("hosts")
+    if output is None:
+        raise OperationError(
+            f"Terraform state of '{env.name}' has no 'hosts' output: run "
+            f"'callysto terraform apply --env {env.name}'"
+        )
+    value = output.get("value", {})
+    rows = list(value.values()) if isinstance(value, dict) else list(value)
+    return rows
+
+
+def hubs(env: Environment) -> list[Hub]:
+    """Every hub of ENV, in a stable order."""
+    if env.type == "local":
+        return [local_hub(env)]
+    key = str(env.ssh_key_file) if env.ssh_key_file.exists() else None
+    found = []
+    for row in read_state_hosts(env):
+        groups = tuple(row.get("groups", ()))
+        if "hub" not in groups:
+            continue
+        found.append(
+            Hub(
+                name=row["name"],
+                address=row["address"],
+                ssh_user=row.get("ssh_user"),
+                groups=groups,
+                zfs_disks=tuple(d for d in (row.get("zfs_disk_1"), row.get("zfs_disk_2")) if d),
+                ssh_key=key,
+                known_hosts=str(env.known_hosts_file),
+                ssh_port=int(row.get("ssh_port", 22)),
+            )
+        )
+    return sorted(found, key=lambda hub: hub.name)
+
+
+def find(env: Environment, name: str) -> Hub:
+    """The hub called NAME; a name not in the environment lists the known ones."""
+    known = hubs(env)
+    for hub in known:
+        if hub.name == name or hub.address == name:
+            return hub
+    names = ", ".join(h.name for h in known) or "none"
+    raise UsageError(f"host '{name}' is not in environment '{env.name}' (known: {names})")
