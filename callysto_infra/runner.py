@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -83,3 +84,15 @@ def last_line(result: Result) -> str:
         if lines:
             return lines[-1]
     return f"exit status {result.returncode}"
+
+
+def replace_process(argv: Sequence[str]) -> None:
+    """Become ARGV (exec): for interactive programs such as ssh, which then own the terminal,
+    the signals and the exit status. Returns only by raising when ARGV cannot be started."""
+    argv = [str(a) for a in argv]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(argv[0], argv)  # noqa: S606 -- an argv list, never a shell, by design
+    except OSError as exc:
+        raise OperationError(f"cannot run '{argv[0]}': {exc.strerror}") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from callysto_infra import validate
-from callysto_infra.cli.common import SubGroup, env_option, load_env, not_available, validated
+from callysto_infra.cli.common import SubGroup, env_option, load_env, validated
 
 
 @click.group("ssh", cls=SubGroup)
@@ -20,6 +20,17 @@ def group() -> None:
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def shell(env_name: str | None, print_only: bool, host: str, command: tuple[str, ...]) -> None:
     """SSH to HOST (its public address, its SSH user, the environment's key), optionally running
-    COMMAND given after '--'."""
-    load_env(env_name)
-    not_available("ssh shell")
+    COMMAND given after '--'.
+
+    Each word of COMMAND reaches the hub unchanged (nothing is parsed by a shell there); for
+    pipes or redirections, pass a shell: -- sh -c 'zfs list | head'.
+    """
+    import shlex
+
+    from callysto_infra import runner, ssh
+
+    argv = ssh.shell_argv(load_env(env_name), host, command)
+    if print_only:
+        click.echo(shlex.join(argv))
+        return
+    runner.replace_process(argv)
