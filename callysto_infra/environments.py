@@ -62,6 +62,12 @@ def _volume_id(value: str) -> str:
     return value
 
 
+def _uuid(value: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", value):
+        raise ValueError("must be an OpenStack UUID such as 0a1b2c3d-0000-4000-8000-000000000000")
+    return value
+
+
 def _ip(value: str) -> str:
     ipaddress.ip_address(value)
     return value
@@ -78,6 +84,7 @@ DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 Domain = Annotated[str, AfterValidator(_domain)]
 ZfsSize = Annotated[str, AfterValidator(_zfs_size)]
 VolumeId = Annotated[str, AfterValidator(_volume_id)]
+Uuid = Annotated[str, AfterValidator(_uuid)]
 IpAddress = Annotated[str, AfterValidator(_ip)]
 Email = Annotated[str, AfterValidator(_email)]
 Text = Annotated[str, Field(min_length=1, max_length=255)]
@@ -113,6 +120,24 @@ class CloudSettings(_Strict):
     dns_zone: Domain
     ssh_user: DnsLabel = "ptty2u"
     disk_id_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]*$", max_length=64)] = "virtio-"
+    # Packer's build VM (packer/hub.pkr.hcl): the stock image's own login, and how Packer reaches it.
+    source_image_user: DnsLabel = Field(
+        default="debian", description="login of the stock image Packer builds from"
+    )
+    build_network_id: Uuid | None = Field(
+        default=None,
+        description="network (UUID: Packer's builder takes no names) of the build VM; "
+        "none: the cloud's default network",
+    )
+    build_floating_ip_network: Text | None = Field(
+        default=None, description="external network of a floating IP for the build VM, if needed"
+    )
+    build_security_groups: list[Text] = Field(
+        default_factory=list, description="security groups of the build VM; one must allow SSH"
+    )
+    build_ssh_ip_version: Literal[4, 6] = Field(
+        default=4, description="IP version Packer uses to reach the build VM over SSH"
+    )
 
 
 class HubSettings(_Strict):

@@ -96,3 +96,32 @@ def replace_process(argv: Sequence[str]) -> None:
         os.execvp(argv[0], argv)  # noqa: S606 -- an argv list, never a shell, by design
     except OSError as exc:
         raise OperationError(f"cannot run '{argv[0]}': {exc.strerror}") from exc
+
+
+def stream(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> int:
+    """Run ARGV with its output straight on the terminal; return its exit status.
+
+    Ctrl-C at the terminal reaches the program as well: we wait while it cleans up (Packer deletes
+    its build VM, Terraform releases its lock) instead of killing it, then pass the interrupt on.
+    """
+    argv = [str(a) for a in argv]
+    full_env = {**os.environ, **env} if env is not None else None
+    try:
+        proc = subprocess.Popen(argv, env=full_env, cwd=cwd)
+    except FileNotFoundError as exc:
+        raise OperationError(f"cannot run '{argv[0]}': {exc.strerror}") from exc
+    interrupted = False
+    while True:
+        try:
+            returncode = proc.wait()
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
+    return returncode

@@ -44,7 +44,11 @@ class CallystoGroup(click.Group):
             fix = f" (see '{where} --help')"
             click.echo(f"error: {exc.format_message()}{fix}", err=True)
             sys.exit(2)
-        except click.Abort:
+        except click.Abort as exc:
+            # Click turns Ctrl-C into Abort too: an interrupted command may have changed things.
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                click.echo("interrupted", err=True)
+                sys.exit(130)
             click.echo("aborted: nothing was changed", err=True)
             sys.exit(1)
         except click.ClickException as exc:

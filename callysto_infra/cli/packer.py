@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from callysto_infra.cli.common import SubGroup, env_option, load_env, not_available
+from callysto_infra.cli.common import SubGroup, env_option, load_env
 
 _template = click.Choice(["hub"])
 
@@ -18,15 +18,37 @@ def group() -> None:
 @env_option
 @click.argument("template", type=_template)
 def build(env_name: str | None, template: str) -> None:
-    """Build the TEMPLATE image (hub) with the environment's cloud settings."""
-    load_env(env_name)
-    not_available("packer build")
+    """Build the TEMPLATE image (hub) with the environment's cloud settings.
+
+    Credentials come from clouds.yaml (the entry env.yaml cloud.cloud names) or, when
+    OS_AUTH_URL is set, from the OS_* variables of an openrc. Packer's progress streams here.
+    """
+    from callysto_infra import packer
+
+    image = packer.build(load_env(env_name), template)
+    click.echo(
+        f"image '{image.name}' built: {image.id} ({image.build_date}); "
+        "hubs boot it from their next Terraform apply"
+    )
 
 
 @group.command("validate")
 @env_option
+@click.option(
+    "--syntax-only",
+    is_flag=True,
+    help="Check the template's syntax only, without logging in to the cloud.",
+)
 @click.argument("template", type=_template)
-def validate_(env_name: str | None, template: str) -> None:
-    """Validate the TEMPLATE (hub) with the environment's values."""
-    load_env(env_name)
-    not_available("packer validate")
+def validate_(env_name: str | None, syntax_only: bool, template: str) -> None:
+    """Validate the TEMPLATE (hub) with the environment's values.
+
+    Packer's OpenStack builder logs in to the cloud while it checks the template, so this needs
+    the same credentials as build, unless --syntax-only.
+    """
+    from callysto_infra import packer
+
+    env = load_env(env_name)
+    packer.validate(env, template, syntax_only=syntax_only)
+    what = "syntax" if syntax_only else "template"
+    click.echo(f"Packer {what} '{template}' is valid for environment '{env.name}'")
