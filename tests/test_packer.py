@@ -265,6 +265,20 @@ def test_packer_validates_the_hub_template_with_the_environments_values(
     assert login[3]["auth"]["identity"]["application_credential"]["id"] == CREDENTIAL_ID
 
 
+def test_packer_takes_the_credentials_of_an_openrc_from_the_os_variables(
+    callysto, image_env, cloud, monkeypatch
+):
+    monkeypatch.setenv("OS_AUTH_URL", f"{cloud.url}/identity/v3")
+    monkeypatch.setenv("OS_AUTH_TYPE", "v3applicationcredential")
+    monkeypatch.setenv("OS_APPLICATION_CREDENTIAL_ID", CREDENTIAL_ID)
+    monkeypatch.setenv("OS_APPLICATION_CREDENTIAL_SECRET", CREDENTIAL_SECRET)
+    monkeypatch.setenv("OS_REGION_NAME", REGION)
+    result = callysto("packer", "validate", "hub", "--env", "brave-otter")
+    assert result.returncode == 0, result.stderr
+    (login,) = [r for r in cloud.requests if r[1] == "/identity/v3/auth/tokens"]
+    assert login[3]["auth"]["identity"]["application_credential"]["id"] == CREDENTIAL_ID
+
+
 def test_packer_validate_with_a_rejected_credential_fails_in_one_line(
     callysto, image_env, tmp_path, cloud, monkeypatch
 ):
