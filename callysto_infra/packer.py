@@ -186,7 +186,7 @@ def validate(env: Environment, template: str = "hub", *, syntax_only: bool = Fal
     if not result.ok:
         errors = machine_readable_errors(result.stdout) or [runner.last_line(result)]
         raise OperationError(
-            f"Packer template '{template}' is not valid for environment '{env.name}': "
+            f"packer validate of '{template}' failed for environment '{env.name}': "
             f"{one_line(errors)}"
         )
 

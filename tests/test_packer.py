@@ -1,5 +1,5 @@
 """The hub image: Debian's real `packer` validates and builds the template with an environment's
-values, against a stand-in for the OpenStack cloud (Keystone, Nova and Glance) on 127.0.0.1."""
+values, against a stand-in for the OpenStack cloud (Keystone, Nova, Glance, Neutron) on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ CREDENTIAL_SECRET = "s3cret-never-on-a-command-line"
 
 class StandinCloud:
     """A stand-in for the OpenStack cloud: Keystone gives a token for one application credential,
-    with a catalog pointing Nova and Glance of one region back here; Nova refuses to start a
+    with a catalog pointing Nova, Glance and Neutron of one region back here; Nova refuses to start a
     server, so a build stops there. Every request is recorded as (method, path, query, body)."""
 
     def __init__(self) -> None:
@@ -287,8 +287,10 @@ def test_packer_validate_with_a_rejected_credential_fails_in_one_line(
     result = callysto("packer", "validate", "hub", "--env", "brave-otter")
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1, result.stderr
-    assert "not valid for environment 'brave-otter'" in result.stderr
-    assert "401" in result.stderr or "uthentication" in result.stderr
+    assert result.stderr.startswith(
+        "error: packer validate of 'hub' failed for environment 'brave-otter':"
+    )
+    assert "Authentication failed" in result.stderr
 
 
 def test_packer_without_credentials_says_how_to_provide_them(

@@ -50,5 +50,5 @@ def validate_(env_name: str | None, syntax_only: bool, template: str) -> None:
 
     env = load_env(env_name)
     packer.validate(env, template, syntax_only=syntax_only)
-    what = "syntax" if syntax_only else "template"
-    click.echo(f"Packer {what} '{template}' is valid for environment '{env.name}'")
+    scope = " (syntax only)" if syntax_only else ""
+    click.echo(f"Packer template '{template}' is valid for environment '{env.name}'{scope}")
