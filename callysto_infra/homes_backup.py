@@ -76,6 +76,20 @@ def snapshots(hub: hubs_module.Hub, dataset: str) -> list[str]:
     return sorted(names)
 
 
+def destroy(hub: hubs_module.Hub, dataset: str, attempts: int = 10) -> bool:
+    """Destroy DATASET and its children; True when it is gone. A dataset just read through its
+    mount can be briefly busy (zfs-fuse in particular), so unmount and try again a few times."""
+    for attempt in range(attempts):
+        result = hub.run(["zfs", "destroy", "-r", dataset], check=False)
+        if result.ok or not dataset_exists(hub, dataset):
+            return True
+        if "busy" not in result.stderr:
+            break
+        hub.run(["zfs", "unmount", "-f", dataset], check=False)
+        time.sleep(0.2 * (attempt + 1))
+    return False
+
+
 def mountpoint(hub: hubs_module.Hub, dataset: str) -> str:
     result = hub.run(["zfs", "get", "-H", "-p", "-o", "value", "mountpoint", dataset])
     value = result.stdout.strip()
@@ -374,7 +388,7 @@ def backup_hub(
     try:
         moved = dest.send(hub, home, new, base, advance)
     except BaseException:
-        hub.run(["zfs", "destroy", "-r", f"{home}@{new}"], check=False)
+        destroy(hub, f"{home}@{new}")
         raise
     pruned = prune_hub(hub, home, keep)
     pruned_dest = dest.prune(hub)
@@ -435,6 +449,7 @@ class HomeRestore:
     mountpoint: str
     bytes: int
     seconds: float
+    leftover: str | None = None
 
 
 def restore(
@@ -500,7 +515,10 @@ def restore(
         hub.run(["cp", "-a", *([] if force else ["-n"]), "--", f"{source}/.", f"{target}/"])
     except BaseException:
         if dataset_exists(hub, scratch):
-            hub.run(["zfs", "destroy", "-r", scratch], check=False)
+            destroy(hub, scratch)
         raise
-    hub.run(["zfs", "destroy", "-r", scratch])
-    return HomeRestore(hub.name, snapshot, user, live, target, moved, time.monotonic() - started)
+    # The student's files are back; a copy that will not go away is worth a warning, not a failure.
+    leftover = None if destroy(hub, scratch) else scratch
+    return HomeRestore(
+        hub.name, snapshot, user, live, target, moved, time.monotonic() - started, leftover
+    )

@@ -274,6 +274,8 @@ def homes_restore(ctx, env_name, host, to_dir, to_dataset, snapshot, force, user
     with progress.bar("receiving") as advance:
         done = homes_backup.restore(env, candidates[0], dest, snapshot, user, force, advance)
     click.echo(f"{done.hub}\t{done.dataset}\t{done.mountpoint}")
+    if done.leftover:
+        _say(f"warning: could not remove {done.leftover}; remove it with 'zfs destroy -r' later")
     what = f"{user}'s files" if user else "the homes"
     tail = "" if user else f"; remove it when done with 'zfs destroy -r {done.dataset}'"
     _say(
