@@ -160,6 +160,12 @@ class HomesBackupSettings(_Strict):
     dataset: Annotated[str, Field(pattern=_DATASET_SPEC, max_length=255)] | None = Field(
         default=None, description="[user@]host:pool/dataset (or pool/dataset here) to receive into"
     )
+    ssh_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        default=22, description="SSH port of the dataset's host"
+    )
+    ssh_key: Text | None = Field(
+        default=None, description="private key for the dataset's host; relative to the environment"
+    )
     keep: Annotated[int, Field(ge=1, le=10000)] = Field(
         default=7, description="callysto-* snapshots of home kept on each hub"
     )

@@ -8,7 +8,7 @@ import datetime as dt
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from callysto_infra import hubs as hubs_module
@@ -270,6 +270,9 @@ class DatasetDestination(Destination):
     dataset: str
     host: str | None = None
     ssh_user: str | None = None
+    ssh_port: int = 22
+    ssh_key: str | None = None
+    known_hosts: str | None = None
 
     def __str__(self) -> str:
         where = f"{self.ssh_user}@{self.host}:" if self.ssh_user else f"{self.host}:"
@@ -279,7 +282,14 @@ class DatasetDestination(Destination):
     def machine(self) -> hubs_module.Hub:
         if self.host is None:
             return hubs_module.Hub(name="localhost", address=None)
-        return hubs_module.Hub(name=self.host, address=self.host, ssh_user=self.ssh_user)
+        return hubs_module.Hub(
+            name=self.host,
+            address=self.host,
+            ssh_user=self.ssh_user,
+            ssh_key=self.ssh_key,
+            known_hosts=self.known_hosts,
+            ssh_port=self.ssh_port,
+        )
 
     def target(self, hub: hubs_module.Hub) -> str:
         return f"{self.dataset}/{hub.name}"
@@ -336,7 +346,17 @@ def destination(
             path = Path(directory).expanduser()
             directory = str(path if path.is_absolute() else env.path / path)
     if dataset is not None:
-        return parse_dataset_spec(dataset)
+        # The backup host is reached like the hubs: its own key if named, this environment's
+        # known_hosts, so a first contact is recorded there and checked ever after.
+        key = Path(settings.ssh_key).expanduser() if settings.ssh_key else None
+        if key is not None and not key.is_absolute():
+            key = env.path / key
+        return replace(
+            parse_dataset_spec(dataset),
+            ssh_port=settings.ssh_port,
+            ssh_key=str(key) if key else None,
+            known_hosts=str(env.known_hosts_file),
+        )
     if directory is not None:
         return DirectoryDestination(Path(directory), settings.keep_at_destination)
     raise UsageError(
