@@ -266,7 +266,8 @@ def build_tar(files: list[tuple[Path, str]], advance: Advance = _no_progress) ->
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "files": {},
     }
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    # Level 6: nearly the size of 9 at about twice the speed on large state files.
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
         for path, name in files:
             info = tar.gettarinfo(str(path), arcname=name)
             info.uid = info.gid = 0

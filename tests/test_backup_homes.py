@@ -311,3 +311,34 @@ def test_restore_of_a_whole_snapshot_leaves_it_mounted_for_the_operator(callysto
         hub["home"] / ALICE / "notebook.ipynb"
     ).read_bytes()
     assert "zfs destroy -r" in result.stderr
+
+
+def test_a_deleted_home_is_recreated_with_the_environments_quota(callysto, hub, tmp_path):
+    folder = tmp_path / "streams"
+    original = (hub["home"] / ALICE / "notebook.ipynb").read_bytes()
+    snap = run_backup(callysto, "--to", str(folder))
+    from callysto_infra import homes_backup, hubs
+
+    # The whole home goes, snapshots and all (as `user delete-home` would leave it).
+    assert homes_backup.destroy(hubs.Hub("localhost", None), f"{hub['dataset']}/{ALICE}")
+    assert not (hub["home"] / ALICE / "notebook.ipynb").exists()
+    result = callysto(
+        "backup", "homes", "restore", "--env", "local", "--to", str(folder), "--from", snap, ALICE
+    )
+    assert result.returncode == 0, result.stderr
+    assert (hub["home"] / ALICE / "notebook.ipynb").read_bytes() == original
+    refquota = zfs("get", "-H", "-p", "-o", "value", "refquota", f"{hub['dataset']}/{ALICE}")
+    assert int(refquota) == 1 << 30  # env.yaml's hub.refquota: 1G
+
+
+def test_status_names_a_hub_that_cannot_be_reached(callysto, envs_dir):
+    env = environments.create("dev", "brave-otter")
+    row = {"name": "hub-01", "address": "127.0.0.1", "ssh_user": "root", "groups": ["hub"]}
+    row["ssh_port"] = 18549  # nothing listens there
+    env.state_file.write_text(
+        json.dumps({"version": 4, "outputs": {"hosts": {"value": {"hub-01": row}}}})
+    )
+    result = callysto("backup", "homes", "status", "--env", "brave-otter")
+    assert result.returncode == 1
+    assert "hub-01: hub 'hub-01' (127.0.0.1) is unreachable" in result.stdout
+    assert "could not be asked" in one_line_error(result, 1)
