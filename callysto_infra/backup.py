@@ -266,7 +266,7 @@ def build_tar(files: list[tuple[Path, str]], advance: Advance = _no_progress) ->
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "files": {},
     }
-    # Level 6: nearly the size of 9 at about twice the speed on large state files.
+    # zlib's own default level, rather than tarfile's maximum of 9.
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
         for path, name in files:
             info = tar.gettarinfo(str(path), arcname=name)
