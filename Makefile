@@ -174,5 +174,14 @@ packer/build/hub: $(INSTALLED) ## Builds the JupyterHub OpenStack image
 backup: $(INSTALLED) ## Performs a backup of sensitive data
 	@$(CALLYSTO) backup
 
+backup/homes: $(INSTALLED) ## Snapshots students' homes in $ENV and sends them to the backup
+	@$(call need,ENV)$(CALLYSTO) backup homes $(ENV_OPT) $(call opt,HOST,--host)
+
+backup/homes/status: $(INSTALLED) ## Shows the newest and oldest home snapshot per hub of $ENV
+	@$(call need,ENV)$(CALLYSTO) backup homes status $(ENV_OPT)
+
+backup/homes/restore: $(INSTALLED) ## Brings $SNAPSHOT back from the backup (the files of $USER)
+	@$(call need,ENV SNAPSHOT)$(CALLYSTO) backup homes restore $(ENV_OPT) $(call opt,HOST,--host) --from "$$SNAPSHOT" $(call arg,CALLYSTO_USER)
+
 ssh/shell: $(INSTALLED) ## SSH to a given $HOST in $ENV
 	@$(call need,HOST)$(CALLYSTO) ssh shell $(ENV_OPT) "$$HOST"

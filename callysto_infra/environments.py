@@ -173,6 +173,38 @@ class LocalSettings(_Strict):
     vdev_size: ZfsSize = "512M"
 
 
+_DATASET_SPEC = r"^(?:(?:[a-z_][a-z0-9_-]{0,31}@)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}:)?[A-Za-z][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.:-]+)+$"
+
+
+class HomesBackupSettings(_Strict):
+    """Where `callysto backup homes` sends students' homes, and how many snapshots stay."""
+
+    directory: Text | None = Field(
+        default=None, description="folder of zfs send streams; relative to the environment"
+    )
+    dataset: Annotated[str, Field(pattern=_DATASET_SPEC, max_length=255)] | None = Field(
+        default=None, description="[user@]host:pool/dataset (or pool/dataset here) to receive into"
+    )
+    ssh_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        default=22, description="SSH port of the dataset's host"
+    )
+    ssh_key: Text | None = Field(
+        default=None, description="private key for the dataset's host; relative to the environment"
+    )
+    keep: Annotated[int, Field(ge=1, le=10000)] = Field(
+        default=7, description="callysto-* snapshots of home kept on each hub"
+    )
+    keep_at_destination: Annotated[int, Field(ge=1, le=10000)] = Field(
+        default=30, description="snapshots whose streams a directory destination keeps"
+    )
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> HomesBackupSettings:
+        if self.directory is not None and self.dataset is not None:
+            raise ValueError("give the homes backup a directory or a dataset, not both")
+        return self
+
+
 class EnvConfig(_Strict):
     """The whole of env.yaml."""
 
@@ -183,6 +215,7 @@ class EnvConfig(_Strict):
     saml: SamlSettings = Field(default_factory=SamlSettings)
     support_email: Email = "support@callysto.ca"
     local: LocalSettings | None = None
+    homes_backup: HomesBackupSettings = Field(default_factory=HomesBackupSettings)
 
     @model_validator(mode="after")
     def _matches_type(self) -> EnvConfig:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from callysto_infra.errors import OperationError
 
@@ -125,3 +129,90 @@ def stream(
     if interrupted:
         raise KeyboardInterrupt
     return returncode
+
+
+Source = Sequence[str] | BinaryIO
+Sink = Sequence[str] | BinaryIO
+
+_CHUNK = 1 << 20
+
+
+def transfer(
+    source: Source,
+    sink: Sink,
+    *,
+    on_bytes: Callable[[int], None] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Move bytes from SOURCE to SINK and return how many moved.
+
+    Each end is an argv (a program's stdout or stdin) or an open binary file, so
+    `zfs send | ssh host zfs receive` is two argv processes joined here, with no shell, and the
+    bytes pass through us on the way so ON_BYTES can drive a progress bar. A failure of either
+    program raises OperationError with the most telling line of its stderr.
+    """
+    full_env = {**os.environ, **env} if env is not None else None
+    procs: list[tuple[list[str], subprocess.Popen, BinaryIO]] = []
+
+    def start(argv: Sequence[str], **pipes) -> subprocess.Popen:
+        argv = [str(a) for a in argv]
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
+        try:
+            proc = subprocess.Popen(argv, stderr=errors, env=full_env, **pipes)
+        except FileNotFoundError as exc:
+            errors.close()
+            raise OperationError(f"cannot run '{argv[0]}': {exc.strerror}") from exc
+        procs.append((argv, proc, errors))
+        return proc
+
+    moved = 0
+    broken_pipe = False
+    try:
+        if isinstance(source, (str, bytes)) or not hasattr(source, "read"):
+            producer = start(source, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+            reader: BinaryIO = producer.stdout  # type: ignore[assignment]
+        else:
+            reader = source  # type: ignore[assignment]
+        if isinstance(sink, (str, bytes)) or not hasattr(sink, "write"):
+            consumer = start(sink, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+            writer: BinaryIO = consumer.stdin  # type: ignore[assignment]
+        else:
+            writer = sink  # type: ignore[assignment]
+        while chunk := reader.read(_CHUNK):
+            try:
+                writer.write(chunk)
+            except BrokenPipeError:
+                # The consumer stopped early; its own exit status says why.
+                broken_pipe = True
+                break
+            moved += len(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+        for _argv, proc, _errors in procs:
+            if proc.stdin:
+                with contextlib.suppress(BrokenPipeError):
+                    proc.stdin.close()
+            if proc.stdout:
+                proc.stdout.close()
+        failures = []
+        for argv, proc, errors in procs:
+            code = proc.wait()
+            if code != 0:
+                errors.seek(0)
+                text = errors.read().decode("utf-8", "replace")
+                failures.append(Result(tuple(argv), code, "", text))
+        # A producer killed by SIGPIPE only echoes the consumer's failure; otherwise the first
+        # program to fail (the producer, whose error starves the consumer) tells the cause.
+        causes = [r for r in failures if r.returncode != -signal.SIGPIPE] or failures
+        if causes:
+            cause = causes[0]
+            raise OperationError(f"'{os.path.basename(cause.argv[0])}' failed: {last_line(cause)}")
+        if broken_pipe:
+            raise OperationError("the receiving program stopped before the stream ended")
+        return moved
+    finally:
+        for _argv, proc, errors in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            errors.close()

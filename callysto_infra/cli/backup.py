@@ -2,79 +2,283 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from callysto_infra import validate
 from callysto_infra.cli.common import (
     SubGroup,
+    emit_json,
     env_option,
     host_option,
     json_option,
     load_env,
-    not_available,
+    validated,
 )
 
-_key_file = click.Path(dir_okay=False)
+_key_file = click.Path(dir_okay=False, path_type=Path)
+_folder = click.Path(file_okay=False, path_type=Path)
+
+KEY_HELP = (
+    "Keys are named by options or by callysto.yaml (section backup:), never given on the "
+    "command line: a passphrase or identity lives in a 0600 file."
+)
 
 
-@click.group("backup", cls=SubGroup, invoke_without_command=True)
-@click.option("--to", "destination", type=click.Path(file_okay=False), help="Destination folder.")
-@click.option("--recipient", metavar="AGE_PUBLIC_KEY", help="Encrypt to this age public key.")
+def _config():
+    from callysto_infra import config
+
+    return config.load()
+
+
+def _destination(given: Path | None, configured) -> Path:
+    from callysto_infra.errors import UsageError
+
+    if given is not None:
+        return given
+    path = configured.resolve(configured.backup.destination)
+    if path is None:
+        raise UsageError(
+            "no backup destination: give --to DIR or set backup.destination in callysto.yaml"
+        )
+    return path
+
+
+def _say(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@click.group("backup", cls=SubGroup, invoke_without_command=True, epilog=KEY_HELP)
+@click.option("--to", "destination", type=_folder, help="Destination folder.")
+@click.option(
+    "--recipient",
+    metavar="AGE_PUBLIC_KEY",
+    multiple=True,
+    help="Encrypt to this age public key (repeatable).",
+)
 @click.option("--recipients-file", type=_key_file, help="Encrypt to the age keys in this file.")
 @click.option("--passphrase-file", type=_key_file, help="Encrypt with the passphrase in this file.")
+@click.option("--keep", type=click.IntRange(min=1), help="Archives to keep (default: config, 30).")
 @click.pass_context
-def group(ctx: click.Context, destination, recipient, recipients_file, passphrase_file) -> None:
-    """Back up every environment's sensitive data into one encrypted archive."""
-    if ctx.invoked_subcommand is None:
-        not_available("backup")
+def group(
+    ctx: click.Context, destination, recipient, recipients_file, passphrase_file, keep
+) -> None:
+    """Back up every environment's sensitive data into one encrypted archive.
+
+    The archive (env.yaml, secrets/, Terraform state and its saved copies, group_vars, and a
+    SHA-256 manifest) is written to the destination with a timestamp in its name; its path is
+    printed. Only the newest KEEP archives stay.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from callysto_infra import backup, progress
+
+    configured = _config()
+    folder = _destination(destination, configured)
+    backup.check_destination(folder)
+    key = backup.encryption_key(recipient, recipients_file, passphrase_file, configured)
+    total = sum(path.stat().st_size for path, _name in backup.sensitive_files())
+    with progress.bar("packing", total) as advance:
+        summary = backup.create(folder, key, keep or configured.backup.keep, advance)
+    click.echo(str(summary.path))
+    removed = f"; removed {len(summary.removed)} old archive(s)" if summary.removed else ""
+    _say(summary.line("wrote") + removed)
 
 
 def identity_options(func):
-    func = click.option("--identity", type=_key_file, help="age identity file to decrypt with.")(
-        func
-    )
-    return click.option("--passphrase-file", type=_key_file, help="Passphrase file.")(func)
+    func = click.option(
+        "--identity", type=_key_file, help="age identity file to decrypt with (0600)."
+    )(func)
+    return click.option(
+        "--passphrase-file", type=_key_file, help="File holding the passphrase (0600)."
+    )(func)
 
 
 @group.command("list")
+@click.option("--to", "--destination", "destination", type=_folder, help="Destination folder.")
 @json_option
-def list_(as_json: bool) -> None:
-    """List the archives in the destination."""
-    not_available("backup list")
+def list_(destination: Path | None, as_json: bool) -> None:
+    """List the archives in the destination, newest first."""
+    from callysto_infra import backup
+    from callysto_infra.progress import human_bytes
+
+    rows = backup.describe(_destination(destination, _config()))
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['archive']}  {row['created']}  {human_bytes(row['bytes'])}")
+    if not rows:
+        _say("no archives yet")
 
 
-@group.command("verify")
+@group.command("verify", epilog=KEY_HELP)
 @identity_options
-@click.argument("archive", type=click.Path(dir_okay=False))
+@click.argument("archive", type=_key_file)
 def verify(identity, passphrase_file, archive) -> None:
-    """Decrypt ARCHIVE and check every file's checksum."""
-    not_available("backup verify")
+    """Decrypt ARCHIVE and check every file against its SHA-256 in the manifest."""
+    from callysto_infra import backup, progress
+
+    key = backup.decryption_key(identity, passphrase_file, _config())
+    with progress.bar("verifying") as advance:
+        summary = backup.verify(archive, key, advance)
+    _say(summary.line("verified"))
 
 
-@group.command("restore")
+@group.command("restore", epilog=KEY_HELP)
 @identity_options
-@click.option("--to", "destination", required=True, type=click.Path(file_okay=False))
+@click.option("--to", "destination", required=True, type=_folder, help="Folder to restore into.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
-@click.argument("archive", type=click.Path(dir_okay=False))
+@click.argument("archive", type=_key_file)
 def restore(identity, passphrase_file, destination, force, archive) -> None:
-    """Restore ARCHIVE into a folder (never overwrites without --force)."""
-    not_available("backup restore")
+    """Verify ARCHIVE, then restore it into a folder as envs/<ENV>/... (never overwrites
+    without --force). Restore into the project folder to put environments back in place."""
+    from callysto_infra import backup, progress
+
+    key = backup.decryption_key(identity, passphrase_file, _config())
+    with progress.bar("restoring") as advance:
+        summary = backup.restore(archive, destination, key, force, advance)
+    _say(summary.line("restored into"))
+
+
+# --- homes ----------------------------------------------------------------------------------------
+
+
+def destination_options(func):
+    func = click.option(
+        "--to-dataset",
+        "to_dataset",
+        metavar="[USER@]HOST:POOL/DATASET",
+        help="Replica dataset to receive into (over SSH, or here without HOST:).",
+    )(func)
+    return click.option(
+        "--to", "to_dir", metavar="DIR", help="Folder of stream files (default: env.yaml)."
+    )(func)
+
+
+def _parent_param(ctx: click.Context, name: str, value):
+    if value is not None or ctx.parent is None:
+        return value
+    return ctx.parent.params.get(name)
 
 
 @group.group("homes", invoke_without_command=True)
 @env_option
 @host_option
+@destination_options
+@click.option("--keep", type=click.IntRange(min=1), help="Snapshots kept on the hub.")
 @click.pass_context
-def homes(ctx: click.Context, env_name: str | None, host: str | None) -> None:
-    """Snapshot every student's home and send it to the backup destination."""
-    if ctx.invoked_subcommand is None:
-        load_env(env_name)
-        not_available("backup homes")
+def homes(ctx: click.Context, env_name, host, to_dir, to_dataset, keep) -> None:
+    """Snapshot every student's home and send it to the backup destination.
+
+    Takes <pool>/home@callysto-<time> recursively on each hub (or HOST), sends it incrementally
+    from the newest snapshot the destination already has, then keeps the newest snapshots on
+    the hub (homes_backup.keep in env.yaml, or --keep).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from callysto_infra import homes_backup, progress
+    from callysto_infra.progress import human_bytes
+
+    env = load_env(env_name)
+    dest = homes_backup.destination(env, to_dir, to_dataset)
+    for hub in homes_backup.select_hubs(env, host):
+        with progress.bar(f"sending {hub.name}") as advance:
+            done = homes_backup.backup_hub(env, hub, dest, keep, advance)
+        click.echo(f"{done.hub}\t{homes_backup.home_dataset(env)}@{done.snapshot}")
+        kind = f"incremental from {done.base}" if done.base else "full"
+        pruned = f"; pruned {len(done.pruned_on_hub)} on the hub" if done.pruned_on_hub else ""
+        if done.pruned_at_destination:
+            pruned += f", {len(done.pruned_at_destination)} at the destination"
+        _say(
+            f"sent {done.snapshot} of {done.hub} to {dest} ({kind}): "
+            f"{human_bytes(done.bytes)}, {done.seconds:.1f} s{pruned}"
+        )
 
 
 @homes.command("status")
 @env_option
+@destination_options
 @json_option
-def homes_status(env_name: str | None, as_json: bool) -> None:
-    """Show the newest and oldest home snapshot per hub."""
-    load_env(env_name)
-    not_available("backup homes status")
+@click.pass_context
+def homes_status(ctx: click.Context, env_name, to_dir, to_dataset, as_json: bool) -> None:
+    """Show the newest and oldest home snapshot per hub, and at the destination."""
+    from callysto_infra import homes_backup
+    from callysto_infra.errors import OperationError, UsageError
+
+    env = load_env(_parent_param(ctx, "env_name", env_name))
+    to_dir = _parent_param(ctx, "to_dir", to_dir)
+    to_dataset = _parent_param(ctx, "to_dataset", to_dataset)
+    try:
+        dest = homes_backup.destination(env, to_dir, to_dataset)
+    except UsageError:
+        if to_dir or to_dataset:
+            raise
+        dest = None  # no destination configured: the hubs' side alone
+    rows = homes_backup.status(env, dest)
+    if as_json:
+        emit_json(rows)
+    else:
+        for row in rows:
+            if "error" in row:
+                click.echo(f"{row['hub']}: {row['error']}")
+                continue
+            line = f"{row['hub']}: {row['count']} snapshot(s) of {row['dataset']}"
+            if row["count"]:
+                line += f", newest {row['newest']}, oldest {row['oldest']}"
+            if "at_destination" in row:
+                there = row["at_destination"]
+                line += f"; at {row['destination']}: {there['count']}"
+                if there["count"]:
+                    line += f", newest {there['newest']}, oldest {there['oldest']}"
+            click.echo(line)
+    failed = [row for row in rows if "error" in row]
+    if failed:
+        raise OperationError(f"{len(failed)} hub(s) could not be asked: {failed[0]['error']}")
+
+
+@homes.command("restore")
+@env_option
+@host_option
+@destination_options
+@click.option(
+    "--from", "snapshot", required=True, metavar="SNAPSHOT", help="callysto-YYYYMMDDTHHMMSSZ."
+)
+@click.option("--force", is_flag=True, help="Put back the snapshot's version of existing files.")
+@click.argument("user", required=False, callback=validated(validate.user_hash))
+@click.pass_context
+def homes_restore(ctx, env_name, host, to_dir, to_dataset, snapshot, force, user) -> None:
+    """Bring SNAPSHOT back from the backup destination onto the hub.
+
+    With USER (a 40-hex user hash; see 'callysto user findhash'), that student's files from the
+    snapshot are copied back into their home (files they have now are kept unless --force).
+    Without USER the whole snapshot is received as <pool>/restored/SNAPSHOT and left there.
+    """
+    from callysto_infra import homes_backup, progress
+    from callysto_infra.errors import UsageError
+    from callysto_infra.progress import human_bytes
+
+    snapshot = homes_backup.check_snapshot_name(snapshot)
+    env = load_env(_parent_param(ctx, "env_name", env_name))
+    host = _parent_param(ctx, "host", host)
+    dest = homes_backup.destination(
+        env, _parent_param(ctx, "to_dir", to_dir), _parent_param(ctx, "to_dataset", to_dataset)
+    )
+    candidates = homes_backup.select_hubs(env, host)
+    if len(candidates) != 1:
+        raise UsageError(
+            f"environment '{env.name}' has {len(candidates)} hubs: choose one with --host "
+            f"({', '.join(h.name for h in candidates)})"
+        )
+    with progress.bar("receiving") as advance:
+        done = homes_backup.restore(env, candidates[0], dest, snapshot, user, force, advance)
+    click.echo(f"{done.hub}\t{done.dataset}\t{done.mountpoint}")
+    if done.leftover:
+        _say(f"warning: could not remove {done.leftover}; remove it with 'zfs destroy -r' later")
+    what = f"{user}'s files" if user else "the homes"
+    tail = "" if user else f"; remove it when done with 'zfs destroy -r {done.dataset}'"
+    _say(
+        f"restored {what} from {done.snapshot} onto {done.hub} at {done.mountpoint}: "
+        f"{human_bytes(done.bytes)} received, {done.seconds:.1f} s{tail}"
+    )
