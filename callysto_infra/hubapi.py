@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from callysto_infra.environments import Environment
     from callysto_infra.hubs import Hub
 
-TOKEN_FILE = "hub-api-token"
+TOKEN_FILE = "hub-api-token"  # noqa: S105 - a file name, not a secret
 
 
 def api_url(env: Environment, hub: Hub) -> str:

@@ -41,7 +41,7 @@ class Hasher:
         src = _entity_id(_IDP_SET, self.idp_entity_id)
         dst = _entity_id(_SP_SET, self.sp_entity_id)
         prefix = b"uidhashbase" + self.salt.encode() + _netstring(src) + _netstring(dst)
-        object.__setattr__(self, "_prefix", hashlib.sha1(prefix))
+        object.__setattr__(self, "_prefix", hashlib.sha1(prefix, usedforsecurity=False))
         object.__setattr__(self, "_suffix", self.salt.encode())
 
     def targeted_id(self, user_id: str) -> str:
