@@ -16,7 +16,7 @@ from callysto_infra import runner, validate
 from callysto_infra.errors import OperationError, UsageError
 from callysto_infra.hubs import Hub
 
-PROPERTIES = ("used", "refquota", "available", "readonly")
+PROPERTIES = ("used", "referenced", "refquota", "available", "readonly")
 SNAPSHOT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}$")
 ZFS_HINT = "install ZFS on the hub (OpenZFS, or zfs-fuse for a local environment)"
 
@@ -40,7 +40,8 @@ class Home:
 
     hub: str
     name: str
-    used: int
+    used: int  # with snapshots
+    referenced: int  # the files themselves: what refquota limits
     refquota: int | None
     available: int
     readonly: bool
@@ -86,6 +87,7 @@ def _home(hub: Hub, name: str, props: dict[str, str]) -> Home:
             hub=hub.name,
             name=name,
             used=int(props["used"]),
+            referenced=int(props["referenced"]),
             refquota=refquota or None,  # zfs -p reports "no quota" as 0
             available=int(props["available"]),
             readonly=props["readonly"] == "on",
@@ -188,17 +190,24 @@ def locate(hubs: Sequence[Hub], pool: str, user_hash: str) -> Home:
 # --- quotas ------------------------------------------------------------------------------------
 
 
-def set_quota(hub: Hub, home: Home, size: str, *, force: bool = False) -> Home:
-    """Set HOME's refquota to SIZE (ZFS size syntax or none); below current use only with force."""
+def set_quota(hub: Hub, home: Home, size: str, *, force: bool = False) -> tuple[Home, str]:
+    """Set HOME's refquota to SIZE (ZFS size syntax or none); returns the home and the value set.
+
+    A quota below the space the files already take is refused; with FORCE it is set as low as ZFS
+    allows, which is exactly that space, so the student can write nothing more.
+    """
     size = validate.zfs_size(size)
     wanted = validate.zfs_size_bytes(size)
-    if wanted is not None and wanted < home.used and not force:
-        raise UsageError(
-            f"quota {size} is below what {home.user_hash} already uses ({human_size(home.used)}): "
-            "nothing was changed; give a larger size, or --force to set it anyway"
-        )
+    if wanted is not None and wanted < home.referenced:
+        if not force:
+            raise UsageError(
+                f"quota {size} is below what {home.user_hash} already uses "
+                f"({human_size(home.referenced)}): nothing was changed; give a larger size, or "
+                "--force to set the quota to the space already used"
+            )
+        size = str(home.referenced)
     _zfs(hub, "set", f"refquota={size}", home.name)
-    return _reread(hub, home)
+    return _reread(hub, home), size
 
 
 def _reread(hub: Hub, home: Home) -> Home:

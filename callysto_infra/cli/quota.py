@@ -46,6 +46,7 @@ def describe(home) -> list[tuple[str, str]]:
         ("hub", home.hub),
         ("dataset", home.name),
         ("used", human_size(home.used)),
+        ("files", f"{human_size(home.referenced)} (what the quota limits)"),
         ("quota", human_size(home.refquota)),
         ("available", human_size(home.available)),
         ("read-only", "yes (banned)" if home.readonly else "no"),
@@ -81,7 +82,9 @@ def get(env_name: str | None, host: str | None, as_json: bool, user: str) -> Non
 @group.command("set", epilog=USER_HELP)
 @env_option
 @host_option
-@click.option("--force", is_flag=True, help="Allow a quota below what the user already uses.")
+@click.option(
+    "--force", is_flag=True, help="Below current use: set the quota to the space already used."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the home afterwards as JSON.")
 @click.argument("user", callback=validated(validate.user_ref))
 @click.argument("size", callback=validated(validate.zfs_size))
@@ -89,18 +92,28 @@ def set_(
     env_name: str | None, host: str | None, force: bool, as_json: bool, user: str, size: str
 ) -> None:
     """Set USER's quota to SIZE: a whole number with an optional K, M, G, T or P suffix (e.g.
-    2G, 500M), or none. A quota below what USER already uses needs --force."""
+    2G, 500M), or none.
+
+    A quota below what USER's files already take is refused; with --force the quota becomes
+    exactly that space (the smallest ZFS allows), so the student can write nothing more.
+    """
     from callysto_infra import zfs
 
     env = load_env(env_name)
     hub, home = locate_user(env, host, user)
-    home = zfs.set_quota(hub, home, size, force=force)
+    home, applied = zfs.set_quota(hub, home, size, force=force)
     if as_json:
         emit_json(home.as_dict())
-    else:
+        return
+    click.echo(
+        f"quota of {home.user_hash} on {home.hub} is now {zfs.human_size(home.refquota)} "
+        f"(files take {zfs.human_size(home.referenced)})"
+    )
+    if applied != size:
         click.echo(
-            f"quota of {home.user_hash} on {home.hub} is now {zfs.human_size(home.refquota)} "
-            f"(used {zfs.human_size(home.used)})"
+            f"note: {size} is below the space already used; the quota is that space "
+            f"({applied} bytes), the smallest ZFS allows",
+            err=True,
         )
 
 
