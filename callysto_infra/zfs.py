@@ -16,7 +16,10 @@ from callysto_infra import runner, validate
 from callysto_infra.errors import OperationError, UsageError
 from callysto_infra.hubs import Hub
 
-PROPERTIES = ("used", "referenced", "refquota", "available", "readonly")
+# Where a ban is recorded: `readonly` enforces it, but zfs-fuse reports a mounted dataset's
+# readonly as the mount's ("off", source temporary), so the ban itself is kept as data too.
+BANNED = "callysto:banned"
+PROPERTIES = ("used", "referenced", "refquota", "available", "readonly", BANNED)
 SNAPSHOT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}$")
 ZFS_HINT = "install ZFS on the hub (OpenZFS, or zfs-fuse for a local environment)"
 
@@ -45,6 +48,7 @@ class Home:
     refquota: int | None
     available: int
     readonly: bool
+    banned: str | None = None  # when the ban began (UTC)
 
     @property
     def user_hash(self) -> str:
@@ -91,6 +95,7 @@ def _home(hub: Hub, name: str, props: dict[str, str]) -> Home:
             refquota=refquota or None,  # zfs -p reports "no quota" as 0
             available=int(props["available"]),
             readonly=props["readonly"] == "on",
+            banned=None if props.get(BANNED, "-") in ("-", "") else props[BANNED],
         )
     except (KeyError, ValueError) as exc:
         raise OperationError(f"hub '{hub.name}': cannot read {name}'s properties ({exc})") from None
@@ -218,8 +223,16 @@ def _reread(hub: Hub, home: Home) -> Home:
     return fresh
 
 
-def set_readonly(hub: Hub, home: Home, readonly: bool) -> Home:
-    _zfs(hub, "set", f"readonly={'on' if readonly else 'off'}", home.name)
+def ban(hub: Hub, home: Home) -> Home:
+    """Make HOME read-only, and record since when."""
+    _zfs(hub, "set", f"{BANNED}={timestamp()}", home.name)
+    _zfs(hub, "set", "readonly=on", home.name)
+    return _reread(hub, home)
+
+
+def unban(hub: Hub, home: Home) -> Home:
+    _zfs(hub, "set", "readonly=off", home.name)
+    _zfs(hub, "inherit", BANNED, home.name)
     return _reread(hub, home)
 
 
@@ -368,7 +381,7 @@ def restore_home(hub: Hub, pool: str, user_hash: str, snapshot: str, refquota: s
     current = get_home(hub, pool, user_hash)
     previous = None
     if current is not None:
-        if current.readonly:
+        if current.banned or current.readonly:
             raise UsageError(
                 f"{home_name} is read-only (the user is banned): run 'callysto user unban' first"
             )

@@ -49,7 +49,7 @@ def describe(home) -> list[tuple[str, str]]:
         ("files", f"{human_size(home.referenced)} (what the quota limits)"),
         ("quota", human_size(home.refquota)),
         ("available", human_size(home.available)),
-        ("read-only", "yes (banned)" if home.readonly else "no"),
+        ("banned", f"since {home.banned} (read-only)" if home.banned else "no"),
     ]
 
 
@@ -141,14 +141,14 @@ def list_(env_name: str | None, host: str | None, as_json: bool) -> None:
         emit_json([h.as_dict() for h in homes])
         return
     many = len(candidates) > 1
-    header = ["USER", "USED", "QUOTA", "AVAILABLE", "RO"] + (["HUB"] if many else [])
+    header = ["USER", "USED", "QUOTA", "AVAILABLE", "BANNED"] + (["HUB"] if many else [])
     rows = [
         [
             h.user_hash,
             zfs.human_size(h.used),
             zfs.human_size(h.refquota),
             zfs.human_size(h.available),
-            "yes" if h.readonly else "",
+            "yes" if h.banned else "",
         ]
         + ([h.hub] if many else [])
         for h in homes

@@ -192,7 +192,7 @@ def ban(env_name: str | None, host: str | None, as_json: bool, user: str) -> Non
 
     env = load_env(env_name)
     hub, home = locate_user(env, host, user)
-    home = zfs.set_readonly(hub, home, True)
+    home = zfs.ban(hub, home)
     server = hubapi.stop_server(env, hub, home.user_hash)
     if as_json:
         emit_json({**home.as_dict(), "server": server})
@@ -211,7 +211,7 @@ def unban(env_name: str | None, host: str | None, as_json: bool, user: str) -> N
 
     env = load_env(env_name)
     hub, home = locate_user(env, host, user)
-    home = zfs.set_readonly(hub, home, False)
+    home = zfs.unban(hub, home)
     if as_json:
         emit_json(home.as_dict())
     else:
