@@ -172,15 +172,18 @@ def lookup(hubs: Sequence[Hub], pool: str, user_hash: str) -> Lookup:
     return Lookup(found=[a for a in answers if a is not None], unreachable=failed)
 
 
-def locate(hubs: Sequence[Hub], pool: str, user_hash: str) -> Home:
-    """The one home of USER_HASH among HUBS; OperationError when no hub, or several, hold it."""
+def locate(hubs: Sequence[Hub], pool: str, user_hash: str) -> tuple[Home, dict[str, str]]:
+    """The one home of USER_HASH among HUBS, and the hubs that did not answer.
+
+    OperationError when no hub holds it (naming an unreachable hub, if any), or several do.
+    """
     result = lookup(hubs, pool, user_hash)
     name = home_of(pool, user_hash)
     if len(result.found) > 1:
         where = ", ".join(h.hub for h in result.found)
         raise OperationError(f"{name} exists on several hubs ({where}): pick one with --host")
     if result.found:
-        return result.found[0]
+        return result.found[0], result.unreachable
     if result.unreachable:
         first = next(iter(result.unreachable.values()))
         more = len(result.unreachable) - 1

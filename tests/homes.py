@@ -15,14 +15,18 @@ B = "b" * 40
 C = "c" * 40
 
 
-def local_env_on(pool_name: str, name: str = "local") -> environments.Environment:
-    """A local environment whose hub.pool is POOL_NAME, as an operator would edit env.yaml."""
-    env = environments.create("local", name)
+def set_pool(env: environments.Environment, pool_name: str) -> environments.Environment:
+    """Point ENV's hub.pool at POOL_NAME, as an operator would edit env.yaml."""
     path = env.path / environments.ENV_FILE
     config = yaml.safe_load(path.read_text())
     config["hub"]["pool"] = pool_name
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return environments.load(name)
+    return environments.load(env.name)
+
+
+def local_env_on(pool_name: str, name: str = "local") -> environments.Environment:
+    """A local environment (this machine is its hub) on the pool POOL_NAME."""
+    return set_pool(environments.create("local", name), pool_name)
 
 
 def make_home(pool, user_hash: str, refquota: str = "none") -> Path:

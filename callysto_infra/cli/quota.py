@@ -33,7 +33,9 @@ def locate_user(env, host: str | None, user: str):
 
     candidates = target_hubs(env, host)  # a bad --host is refused before any hash or zfs
     user_hash = userhash.hash_of_user(env, user)
-    home = zfs.locate(candidates, env.config.hub.pool, user_hash)
+    home, silent = zfs.locate(candidates, env.config.hub.pool, user_hash)
+    for name in silent:
+        click.echo(f"note: hub '{name}' did not answer; {home.hub} holds the home", err=True)
     hub = next(h for h in candidates if h.name == home.hub)
     return hub, home
 
