@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -284,6 +285,8 @@ def delete_home(hub: Hub, home: Home) -> Deleted:
     snapshot_name = f"callysto-delete-{stamp}"
     _zfs(hub, "snapshot", f"{home.name}@{snapshot_name}")
     kept = f"{keep_root}/{stamp}"
+    if _exists(hub, kept):  # deleted twice within a second
+        kept = f"{kept}-{uuid.uuid4().hex[:6]}"
     unmount = _zfs(hub, "unmount", home.name, check=False)
     if not unmount.ok and _value(hub, home.name, "mounted") == "yes":
         raise OperationError(
@@ -342,8 +345,8 @@ def check_snapshot_spec(spec: str, pool: str, user_hash: str) -> str:
 
 
 def find_snapshot(hubs: Sequence[Hub], pool: str, user_hash: str, spec: str) -> tuple[Hub, str]:
-    """The hub and full name of the snapshot SPEC of USER_HASH; the newest when a bare name
-    matches several (a home deleted twice keeps two former homes)."""
+    """The hub and full name of the snapshot SPEC of USER_HASH. A bare name that matches several
+    (the same backup snapshot kept by two former homes) must be given in full."""
     check_snapshot_spec(spec, pool, user_hash)
     answers, failed = _ask_all(hubs, lambda hub: (hub, user_snapshots(hub, pool, user_hash)))
     matches = [
@@ -352,8 +355,11 @@ def find_snapshot(hubs: Sequence[Hub], pool: str, user_hash: str, spec: str) -> 
         for snap in snaps
         if snap == spec or ("@" not in spec and snap.endswith("@" + spec))
     ]
+    if len(matches) > 1:
+        names = ", ".join(f"{snap} on {hub.name}" for hub, snap in matches)
+        raise UsageError(f"snapshot '{spec}' is ambiguous ({names}): give its full name")
     if matches:
-        return matches[-1]
+        return matches[0]
     if failed:
         raise OperationError(
             f"snapshot '{spec}' was not found on the hubs that answered; {next(iter(failed.values()))}"

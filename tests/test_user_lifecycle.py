@@ -221,3 +221,22 @@ def test_findhash_names_the_hub_that_holds_the_home(callysto, env, zfs_pool):
         user_hash,
         f"hub: localhost holds {zfs_pool.name}/home/{user_hash}",
     ]
+
+
+def test_a_home_deleted_twice_keeps_both_and_an_ambiguous_name_is_refused(callysto, env, zfs_pool):
+    dataset = f"{zfs_pool.name}/home/{A}"
+    for version in ("first", "second"):
+        path = make_home(zfs_pool, A)
+        (path / "v.txt").write_text(version)
+        subprocess.run(["zfs", "snapshot", f"{dataset}@callysto-1"], check=True)
+        done = callysto("user", "delete-home", "--env", "local", "--yes", A, A)
+        assert done.returncode == 0, done.stderr
+    former = [s for s in snapshots(zfs_pool) if s.endswith("@callysto-1")]
+    assert len(former) == 2
+    ambiguous = callysto("user", "restore-home", "--env", "local", "--from", "callysto-1", A)
+    assert ambiguous.returncode == 2 and "ambiguous" in ambiguous.stderr and not exists(dataset)
+    for snapshot in former:
+        done = callysto("user", "restore-home", "--env", "local", "--from", snapshot, A)
+        assert done.returncode == 0, done.stderr
+        version = "first" if snapshot == sorted(former)[0] else "second"
+        assert files(home_dir(zfs_pool, A)) == {"v.txt": version}
