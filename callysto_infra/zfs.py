@@ -22,7 +22,6 @@ from callysto_infra.hubs import Hub
 BANNED = "callysto:banned"
 PROPERTIES = ("used", "referenced", "refquota", "available", "readonly", BANNED)
 SNAPSHOT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}$")
-ZFS_HINT = "install ZFS on the hub (OpenZFS, or zfs-fuse for a local environment)"
 
 
 def home_of(pool: str, user_hash: str) -> str:
