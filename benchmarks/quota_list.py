@@ -87,7 +87,13 @@ def main() -> int:
             )  # fmt: skip
         theirs = time.perf_counter() - start
     finally:
-        destroyed = subprocess.run(["zpool", "destroy", "-f", pool], check=False).returncode == 0
+        destroyed = False
+        for _ in range(60):  # zfs-fuse calls a pool busy for a while after heavy use
+            probe = ["zpool", "destroy", "-f", pool]
+            if subprocess.run(probe, capture_output=True, check=False).returncode == 0:
+                destroyed = True
+                break
+            time.sleep(2)
         if daemon is not None:
             os.kill(daemon, signal.SIGTERM)
         if destroyed or daemon is not None:

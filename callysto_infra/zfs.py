@@ -65,6 +65,16 @@ def _zfs(hub: Hub, *args: str, check: bool = True) -> runner.Result:
     return hub.run(["zfs", *args], check=check)
 
 
+def _zfs_patiently(hub: Hub, *args: str, attempts: int = 10) -> runner.Result:
+    """A zfs command that zfs-fuse may refuse as 'busy' for a moment after an unmount."""
+    for attempt in range(attempts):
+        result = _zfs(hub, *args, check=False)
+        if result.ok or "busy" not in result.stderr or attempt == attempts - 1:
+            return result
+        time.sleep(0.5)
+    return result
+
+
 def _missing(result: runner.Result) -> bool:
     """zfs says 'dataset does not exist' (exit 1) for a name it cannot open; that is an answer."""
     return result.returncode == 1 and "does not exist" in result.stderr
@@ -292,7 +302,7 @@ def delete_home(hub: Hub, home: Home) -> Deleted:
             f"{home.name} on hub '{hub.name}' is busy ({runner.last_line(unmount)}): stop the "
             f"student's server and try again; snapshot {home.name}@{snapshot_name} was kept"
         )
-    moved = _zfs(hub, "rename", home.name, kept, check=False)
+    moved = _zfs_patiently(hub, "rename", home.name, kept)
     if not moved.ok:
         _zfs(hub, "mount", home.name, check=False)  # leave the home as it was
         raise OperationError(
@@ -411,7 +421,7 @@ def restore_home(hub: Hub, pool: str, user_hash: str, snapshot: str, refquota: s
     try:
         hub.run(["rsync", "-a", "--delete", f"{mount}/", f"{target}/"])
     finally:
-        _zfs(hub, "destroy", "-f", clone, check=False)
+        _zfs_patiently(hub, "destroy", "-f", clone)
         hub.run(["rmdir", mount], check=False)
     return Restored(hub=hub.name, home=home_name, source=snapshot, previous=previous)
 
