@@ -157,7 +157,7 @@ class Lookup:
     unreachable: dict[str, str]  # hub name -> why
 
 
-def _ask_all(hubs: Sequence[Hub], question) -> tuple[list, dict[str, str]]:
+def ask_every_hub(hubs: Sequence[Hub], question) -> tuple[list, dict[str, str]]:
     """Ask every hub at once (one round trip each); collect answers and the hubs that failed."""
     answers: list = []
     failed: dict[str, str] = {}
@@ -178,7 +178,7 @@ def _ask_all(hubs: Sequence[Hub], question) -> tuple[list, dict[str, str]]:
 
 
 def lookup(hubs: Sequence[Hub], pool: str, user_hash: str) -> Lookup:
-    answers, failed = _ask_all(hubs, lambda hub: get_home(hub, pool, user_hash))
+    answers, failed = ask_every_hub(hubs, lambda hub: get_home(hub, pool, user_hash))
     return Lookup(found=[a for a in answers if a is not None], unreachable=failed)
 
 
@@ -357,7 +357,7 @@ def find_snapshot(hubs: Sequence[Hub], pool: str, user_hash: str, spec: str) -> 
     """The hub and full name of the snapshot SPEC of USER_HASH. A bare name that matches several
     (the same backup snapshot kept by two former homes) must be given in full."""
     check_snapshot_spec(spec, pool, user_hash)
-    answers, failed = _ask_all(hubs, lambda hub: (hub, user_snapshots(hub, pool, user_hash)))
+    answers, failed = ask_every_hub(hubs, lambda hub: (hub, user_snapshots(hub, pool, user_hash)))
     matches = [
         (hub, snap)
         for hub, snaps in answers
