@@ -113,6 +113,12 @@ class CloudSettings(_Strict):
     dns_zone: Domain
     ssh_user: DnsLabel = "ptty2u"
     disk_id_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]*$", max_length=64)] = "virtio-"
+    floating_ip_pool: Text | None = Field(
+        default=None,
+        description="pool a dev hub's new floating IP comes from; none: no floating IP "
+        "(a prod hub adopts hub.floating_ip instead)",
+    )
+    ipv6: bool = Field(default=True, description="publish an AAAA record and open IPv6")
 
 
 class HubSettings(_Strict):

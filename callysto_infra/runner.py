@@ -83,3 +83,40 @@ def last_line(result: Result) -> str:
         if lines:
             return lines[-1]
     return f"exit status {result.returncode}"
+
+
+def stream(
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Result:
+    """Run ARGV with its output going to our stdout and stderr as it is written (long runs).
+
+    Ctrl-C at the terminal reaches the program as well as us: we keep waiting while it cleans up
+    (Terraform finishes what is in flight and writes its state) instead of killing it, then
+    re-raise the interrupt.
+    """
+    argv = [str(a) for a in argv]
+    full_env = {**os.environ, **env} if env is not None else None
+    try:
+        proc = subprocess.Popen(argv, env=full_env, cwd=cwd)
+    except FileNotFoundError as exc:
+        raise OperationError(f"cannot run '{argv[0]}': {exc.strerror}") from exc
+    interrupted = False
+    while True:
+        try:
+            returncode = proc.wait()
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
+    result = Result(tuple(argv), returncode, "", "")
+    if check and not result.ok:
+        raise OperationError(
+            f"'{os.path.basename(argv[0])}' failed with exit status {returncode}: "
+            "its own message is above"
+        )
+    return result
