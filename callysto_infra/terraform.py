@@ -275,13 +275,9 @@ class Workspace:
         args = ["show", "-json"] + ([str(plan.resolve())] if plan else [])
         return json.loads(self.run(*args).stdout or "{}")
 
-    def targets(self) -> list[str]:
-        """Managed resource addresses in the state, read as data from 'show -json'."""
-        document = self.show_json()
-        return sorted(_addresses(document.get("values", {}).get("root_module", {})))
-
-    def plan(self, *extra: str, out: Path, stream: bool = False) -> dict[str, Any]:
-        self.run("plan", "-input=false", f"-out={out.name}", *extra, stream=stream)
+    def plan(self, *extra: str, out: Path) -> dict[str, Any]:
+        """Plan into OUT and return the plan as data."""
+        self.run("plan", "-input=false", f"-out={out.name}", *extra)
         return self.show_json(out)
 
     def apply_plan(self, plan: Path) -> None:
@@ -395,12 +391,12 @@ def init(env: Environment) -> None:
         workspace.run("init", "-input=false", stream=True)
 
 
-def plan(env: Environment) -> dict[str, int]:
-    """Plan and save the plan (bound to ENV) for 'apply'; returns the counts."""
+def plan(env: Environment) -> None:
+    """Plan, showing Terraform's own account of it, and save the plan (bound to ENV) for 'apply'."""
     with _guarded(env, "plan") as workspace:
         state = workspace.prepare()
         workspace.forget_plans()
-        document = workspace.plan(out=workspace.plan_file, stream=True)
+        workspace.run("plan", "-input=false", f"-out={PLAN_FILE}", stream=True)
         info = {
             "environment": env.name,
             "tfvars": _digest(tfvars(env)),
@@ -408,12 +404,10 @@ def plan(env: Environment) -> dict[str, int]:
             "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         }
         workspace.plan_info_file.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        _, counts = summarize(document)
         say(
             f"saved the plan for '{env.name}' in {_display(workspace.plan_file)}: apply it with "
             f"'callysto terraform apply --env {env.name}'"
         )
-        return counts
 
 
 def apply(
@@ -432,7 +426,6 @@ def apply(
                 chosen = plan_file
                 say(f"applying {_display(plan_file)}")
             elif _saved_plan_is_current(workspace, state):
-                _check_bound(workspace, workspace.plan_file)
                 chosen = workspace.plan_file
                 say(f"applying the plan saved by 'callysto terraform plan' ({_display(chosen)})")
             else:
@@ -490,27 +483,35 @@ def show(env: Environment, *, as_json: bool = False) -> dict[str, Any] | str:
     return workspace.run("show").stdout
 
 
-def _addresses(module: dict[str, Any]) -> Iterator[str]:
-    for resource in module.get("resources", []):
-        if resource.get("mode") == "managed":
-            yield resource["address"]
-    for child in module.get("child_modules", []):
-        yield from _addresses(child)
+def state_addresses(state: dict[str, Any] | None) -> list[str]:
+    """The managed resource addresses in a state, read as data (no Terraform run needed)."""
+    addresses = []
+    for resource in (state or {}).get("resources", []):
+        if resource.get("mode") != "managed":
+            continue
+        base = f"{resource['type']}.{resource['name']}"
+        if resource.get("module"):
+            base = f"{resource['module']}.{base}"
+        for instance in resource.get("instances", []):
+            key = instance.get("index_key")
+            if key is None:
+                addresses.append(base)
+            else:
+                addresses.append(f"{base}[{json.dumps(key)}]")
+    return sorted(addresses)
 
 
 def list_targets(env: Environment) -> list[str]:
-    """Resource addresses in ENV's state (from 'terraform show -json', read as data)."""
-    workspace = Workspace(env)
-    if workspace.prepare() is None:
-        return []
-    return workspace.targets()
+    """Resource addresses in ENV's state, for taint and -replace."""
+    Workspace(env)  # refuses a local environment
+    return state_addresses(read_state(env))
 
 
 def taint(env: Environment, target: str) -> None:
     with _guarded(env, "taint") as workspace:
         if workspace.prepare() is None:
             raise UsageError(f"environment '{env.name}' has no state yet: nothing to taint")
-        known = workspace.targets()
+        known = state_addresses(read_state(env))
         if target not in known:
             raise UsageError(
                 f"'{target}' is not a resource of environment '{env.name}' (known: "
@@ -538,7 +539,7 @@ def rebuild(
         )
     with _guarded(env, "hub rebuild") as workspace:
         state = workspace.prepare()
-        known = workspace.targets() if state else []
+        known = state_addresses(state)
         if INSTANCE not in known:
             raise UsageError(
                 f"environment '{env.name}' has no hub to rebuild yet: run "

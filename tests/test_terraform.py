@@ -63,7 +63,8 @@ def test_dev_hub_lifecycle_plan_apply_rebuild_destroy(callysto, envs_dir, cloud)
     volumes = sorted(state["volumes"])
     fip = cloud.one("floating_ips")
     rules = {
-        (r["ethertype"], r["protocol"], r["port_range_min"]) for r in state["secgroup_rules"].values()
+        (r["ethertype"], r["protocol"], r["port_range_min"])
+        for r in state["secgroup_rules"].values()
     }
     assert ("IPv4", "tcp", 22) in rules and ("IPv6", "tcp", 443) in rules
     assert ("IPv6", "ipv6-icmp", 0) in rules

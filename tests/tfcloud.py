@@ -96,6 +96,7 @@ def cloud(tmp_path, monkeypatch, terraform_bin, provider_cli_config, envs_dir) -
     monkeypatch.setenv(cloudfile.CLOUD_FILE_VAR, str(path))
     monkeypatch.setenv("TF_CLI_CONFIG_FILE", str(provider_cli_config))
     monkeypatch.setenv("CALLYSTO_TERRAFORM", terraform_bin)
+    monkeypatch.setenv("CHECKPOINT_DISABLE", "1")  # no version check over the network
     monkeypatch.delenv("TF_PLUGIN_CACHE_DIR", raising=False)
     monkeypatch.delenv(cloudfile.DELAY_VAR, raising=False)
     return FakeCloud(path)

@@ -530,8 +530,19 @@ class OpenStack(Provider):
                 FloatingIpAssociate, RecordSet]  # fmt: skip
 
 
+class _StopOnlyOnShutdown(runner._ShutdownInterceptor):
+    """The framework ends its server at StopProvider, killing calls in flight; a real provider
+    lets them finish, and Terraform records what they made. Only Shutdown ends the server here."""
+
+    def intercept_service(self, continuation, handler_call_details):
+        if handler_call_details.method.endswith("/StopProvider"):
+            return continuation(handler_call_details)
+        return super().intercept_service(continuation, handler_call_details)
+
+
 def main() -> None:
     # Like real (Go) providers, ignore the terminal's Ctrl-C: Terraform asks us to stop, and
     # finishes what is in flight first, so an interrupted apply still records what exists.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    runner._ShutdownInterceptor = _StopOnlyOnShutdown
     runner.run_provider(OpenStack())
