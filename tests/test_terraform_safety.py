@@ -291,3 +291,15 @@ def _declared_variables(env_type: str) -> set[str]:
 
     text = (terraform.ROOTS_DIR / env_type / "variables.tf").read_text()
     return set(re.findall(r'^variable "([a-z0-9_]+)"', text, flags=re.M))
+
+
+def test_a_failing_plan_is_one_line_with_terraforms_reason(callysto, envs_dir, cloud):  # noqa: F811
+    ok(callysto("env", "new", "dev", "brave-otter"))
+    (envs_dir / "brave-otter" / "env.yaml").write_text(
+        (envs_dir / "brave-otter" / "env.yaml").read_text().replace("callysto-hub", "no-such-image")
+    )
+    result = callysto("terraform", "apply", "--env", "brave-otter", "--auto-approve")
+    one_line_error(
+        result, "terraform plan failed for environment 'brave-otter'", "no-such-image", code=1
+    )
+    assert not any(cloud.counts().values())
