@@ -474,8 +474,7 @@ def destroy(
 
 def show(env: Environment, *, as_json: bool = False) -> dict[str, Any] | str:
     workspace = Workspace(env)
-    if not as_json:
-        workspace.banner("show")
+    workspace.banner("show")  # on stderr: --json output stays one document
     if workspace.prepare() is None:
         return {} if as_json else f"environment '{env.name}' has no state yet"
     if as_json:
@@ -503,7 +502,7 @@ def state_addresses(state: dict[str, Any] | None) -> list[str]:
 
 def list_targets(env: Environment) -> list[str]:
     """Resource addresses in ENV's state, for taint and -replace."""
-    Workspace(env)  # refuses a local environment
+    Workspace(env).banner("list-targets")
     return state_addresses(read_state(env))
 
 
