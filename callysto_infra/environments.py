@@ -138,6 +138,12 @@ class CloudSettings(_Strict):
     build_ssh_ip_version: Literal[4, 6] = Field(
         default=4, description="IP version Packer uses to reach the build VM over SSH"
     )
+    floating_ip_pool: Text | None = Field(
+        default=None,
+        description="pool a dev hub's new floating IP comes from; none: no floating IP "
+        "(a prod hub adopts hub.floating_ip instead)",
+    )
+    ipv6: bool = Field(default=True, description="publish an AAAA record and open IPv6")
 
 
 class HubSettings(_Strict):

@@ -198,7 +198,7 @@ def build(env: Environment, template: str = "hub") -> Image:
     cloud = credentials_cloud(env)
     with var_file(env, template, cloud) as (vars_path, manifest):
         argv = [packer, "build", f"-var-file={vars_path}", str(path)]
-        returncode = runner.stream(argv, env=PACKER_ENV)
+        returncode = runner.stream(argv, check=False, env=PACKER_ENV).returncode
         if returncode != 0:
             raise OperationError(
                 f"packer build of '{template}' failed for environment '{env.name}' "

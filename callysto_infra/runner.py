@@ -105,13 +105,15 @@ def replace_process(argv: Sequence[str]) -> None:
 def stream(
     argv: Sequence[str],
     *,
+    check: bool = True,
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
-) -> int:
-    """Run ARGV with its output straight on the terminal; return its exit status.
+) -> Result:
+    """Run ARGV with its output going to our stdout and stderr as it is written (long runs).
 
-    Ctrl-C at the terminal reaches the program as well: we wait while it cleans up (Packer deletes
-    its build VM, Terraform releases its lock) instead of killing it, then pass the interrupt on.
+    Ctrl-C at the terminal reaches the program as well as us: we keep waiting while it cleans up
+    (Terraform finishes what is in flight and writes its state) instead of killing it, then
+    re-raise the interrupt.
     """
     argv = [str(a) for a in argv]
     full_env = {**os.environ, **env} if env is not None else None
@@ -128,7 +130,13 @@ def stream(
             interrupted = True
     if interrupted:
         raise KeyboardInterrupt
-    return returncode
+    result = Result(tuple(argv), returncode, "", "")
+    if check and not result.ok:
+        raise OperationError(
+            f"'{os.path.basename(argv[0])}' failed with exit status {returncode}: "
+            "its own message is above"
+        )
+    return result
 
 
 Source = Sequence[str] | BinaryIO

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from callysto_infra import validate
 from callysto_infra.cli.common import (
     SubGroup,
+    emit_json,
     env_option,
     json_option,
     load_env,
-    not_available,
     validated,
 )
 
@@ -20,35 +22,73 @@ def group() -> None:
     """Create, change and destroy hubs with Terraform (or OpenTofu)."""
 
 
+def _confirm(question: str) -> bool:
+    return click.confirm(question, default=False, err=True)
+
+
+def _confirm_volumes(env_name: str) -> bool:
+    """Typed confirmation: replacing the volumes erases every student's home on the hub."""
+    click.echo(
+        f"--with-volumes replaces BOTH ZFS volumes of '{env_name}': every student's home on "
+        "this hub is erased.",
+        err=True,
+    )
+    typed = click.prompt(
+        f"Type the environment's name ({env_name}) to go on",
+        default="",
+        show_default=False,
+        err=True,
+    )
+    return typed.strip() == env_name
+
+
 @group.command("setup")
-def setup() -> None:
+@json_option
+def setup(as_json: bool) -> None:
     """Report which Terraform binary is used and its version."""
-    not_available("terraform setup")
+    from callysto_infra import terraform
+
+    info = terraform.setup()
+    if as_json:
+        emit_json(info)
+        return
+    click.echo(f"{info['binary']} {info['version']} ({info['path']}, from {info['source']})")
 
 
 @group.command("init")
 @env_option
 def init(env_name: str | None) -> None:
     """Run 'terraform init' for the environment."""
-    load_env(env_name)
-    not_available("terraform init")
+    from callysto_infra import terraform
+
+    terraform.init(load_env(env_name))
 
 
 @group.command("plan")
 @env_option
 def plan(env_name: str | None) -> None:
     """Plan changes and save the plan, bound to the environment, for 'apply'."""
-    load_env(env_name)
-    not_available("terraform plan")
+    from callysto_infra import terraform
+
+    terraform.plan(load_env(env_name))
 
 
 @group.command("apply")
 @env_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking.")
-def apply(env_name: str | None, auto_approve: bool) -> None:
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Apply this saved plan file (it must have been made for this environment).",
+)
+def apply(env_name: str | None, auto_approve: bool, plan_file: Path | None) -> None:
     """Apply the saved plan if it is still current; otherwise plan, show the summary and ask."""
-    load_env(env_name)
-    not_available("terraform apply")
+    from callysto_infra import terraform
+
+    terraform.apply(
+        load_env(env_name), auto_approve=auto_approve, plan_file=plan_file, confirm=_confirm
+    )
 
 
 @group.command("destroy")
@@ -59,8 +99,11 @@ def apply(env_name: str | None, auto_approve: bool) -> None:
 )
 def destroy(env_name: str | None, auto_approve: bool, confirm_prod: str | None) -> None:
     """Destroy the environment's resources (prod needs --confirm-prod ENVNAME)."""
-    load_env(env_name)
-    not_available("terraform destroy")
+    from callysto_infra import terraform
+
+    terraform.destroy(
+        load_env(env_name), auto_approve=auto_approve, confirm_prod=confirm_prod, confirm=_confirm
+    )
 
 
 @group.command("show")
@@ -68,16 +111,28 @@ def destroy(env_name: str | None, auto_approve: bool, confirm_prod: str | None) 
 @json_option
 def show(env_name: str | None, as_json: bool) -> None:
     """Show the environment's state."""
-    load_env(env_name)
-    not_available("terraform show")
+    from callysto_infra import terraform
+
+    result = terraform.show(load_env(env_name), as_json=as_json)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(str(result).rstrip())
 
 
 @group.command("list-targets")
 @env_option
-def list_targets(env_name: str | None) -> None:
+@json_option
+def list_targets(env_name: str | None, as_json: bool) -> None:
     """List the resource addresses in the environment's state."""
-    load_env(env_name)
-    not_available("terraform list-targets")
+    from callysto_infra import terraform
+
+    targets = terraform.list_targets(load_env(env_name))
+    if as_json:
+        emit_json(targets)
+    else:
+        for target in targets:
+            click.echo(target)
 
 
 @group.command("taint")
@@ -85,8 +140,9 @@ def list_targets(env_name: str | None) -> None:
 @click.argument("target", callback=validated(validate.terraform_address))
 def taint(env_name: str | None, target: str) -> None:
     """Mark TARGET (a resource address) for replacement at the next apply."""
-    load_env(env_name)
-    not_available("terraform taint")
+    from callysto_infra import terraform
+
+    terraform.taint(load_env(env_name), target)
 
 
 @group.group("hub")
@@ -124,7 +180,17 @@ def hub_new_prod(name: str) -> None:
     is_flag=True,
     help="Also replace both ZFS volumes, and the students' data on them (asks to confirm).",
 )
-def hub_rebuild(env_name: str | None, with_volumes: bool) -> None:
+@click.option(
+    "--auto-approve", is_flag=True, help="Rebuild without asking (not the volumes' question)."
+)
+def hub_rebuild(env_name: str | None, with_volumes: bool, auto_approve: bool) -> None:
     """Replace the hub's instance; its two ZFS volumes and their data stay."""
-    load_env(env_name)
-    not_available("terraform hub rebuild")
+    from callysto_infra import terraform
+
+    terraform.rebuild(
+        load_env(env_name),
+        with_volumes=with_volumes,
+        auto_approve=auto_approve,
+        confirm=_confirm,
+        confirm_volumes=_confirm_volumes,
+    )

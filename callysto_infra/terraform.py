@@ -1,0 +1,559 @@
+"""Terraform (or OpenTofu) for one environment: its root module, generated from the template of its
+type and from env.yaml, and the guarded commands operators run on it (plan, apply, destroy, ...)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from callysto_infra import locking, runner
+from callysto_infra.environments import PROJECT_DIR, _display
+from callysto_infra.errors import OperationError, UsageError
+
+if TYPE_CHECKING:
+    from callysto_infra.environments import Environment
+
+ROOTS_DIR = PROJECT_DIR / "terraform" / "roots"
+MODULES_DIR = PROJECT_DIR / "terraform" / "modules"
+TFVARS_FILE = "terraform.tfvars.json"
+PLAN_FILE = "terraform.tfplan"
+PLAN_INFO_FILE = "terraform.tfplan.json"
+DESTROY_PLAN_FILE = "destroy.tfplan"
+BINARY_VAR = "CALLYSTO_TERRAFORM"
+INSTALL_HINT = (
+    "install Terraform >= 1.0 (https://developer.hashicorp.com/terraform/install) or OpenTofu "
+    f"(https://opentofu.org/docs/intro/install/), or set {BINARY_VAR} to the binary's path"
+)
+
+INSTANCE = "module.hub.openstack_compute_instance_v2.hub"
+VOLUMES = (
+    "module.hub.openstack_blockstorage_volume_v3.zfs[0]",
+    "module.hub.openstack_blockstorage_volume_v3.zfs[1]",
+)
+
+Confirm = Callable[[str], bool]
+
+
+class Aborted(OperationError):
+    def __init__(self) -> None:
+        super().__init__("aborted: nothing was changed")
+
+
+def say(message: str) -> None:
+    """Progress for the operator; stderr, so that stdout stays the command's result."""
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- the binary ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Binary:
+    path: str
+    source: str  # where it was found: $CALLYSTO_TERRAFORM or PATH
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+    def version(self) -> str:
+        result = runner.run([self.path, "version", "-json"], check=False)
+        try:
+            return json.loads(result.stdout)["terraform_version"]
+        except (ValueError, KeyError, TypeError):
+            raise OperationError(
+                f"'{self.path}' did not report its version: is it Terraform or OpenTofu?"
+            ) from None
+
+
+def find_binary() -> Binary:
+    """$CALLYSTO_TERRAFORM (a name or a path) if set, else terraform, else tofu, from PATH."""
+    configured = os.environ.get(BINARY_VAR)
+    if configured:
+        path = shutil.which(configured)
+        if path is None:
+            raise OperationError(f"{BINARY_VAR}={configured} is not a program: {INSTALL_HINT}")
+        return Binary(path, BINARY_VAR)
+    for name in ("terraform", "tofu"):
+        path = shutil.which(name)
+        if path:
+            return Binary(path, "PATH")
+    raise OperationError(f"neither 'terraform' nor 'tofu' was found on PATH: {INSTALL_HINT}")
+
+
+def setup() -> dict[str, str]:
+    """Which binary is used, where it came from and its version."""
+    binary = find_binary()
+    return {
+        "binary": binary.name,
+        "path": binary.path,
+        "source": binary.source,
+        "version": binary.version(),
+    }
+
+
+# --- the environment's root module ------------------------------------------------------------
+
+
+def tfvars(env: Environment) -> dict[str, Any]:
+    """Terraform's variables for ENV, from its validated env.yaml (the only source of values)."""
+    config, cloud = env.config, env.config.cloud
+    assert cloud is not None  # dev and prod environments always have one (validated)
+    env_yaml = _display(env.path / "env.yaml")
+    if env.type == "prod":
+        if len(config.hub.existing_volumes) != 2:
+            raise UsageError(
+                f"{env_yaml}: hub.existing_volumes: a prod environment adopts its two existing "
+                "ZFS volumes: list their IDs"
+            )
+        if config.hub.floating_ip is None:
+            raise UsageError(
+                f"{env_yaml}: hub.floating_ip: a prod environment adopts its existing floating "
+                "IP: give its address"
+            )
+    values: dict[str, Any] = {
+        "environment": env.name,
+        "cloud": cloud.cloud,
+        "region": cloud.region,
+        "name": config.host.name,
+        "domain": config.host.domain,
+        "dns_zone": cloud.dns_zone,
+        "ipv6": cloud.ipv6,
+        "image_name": cloud.image,
+        "flavor_name": cloud.flavor,
+        "key_pair": cloud.key_pair,
+        "network_name": cloud.network,
+        "ssh_user": cloud.ssh_user,
+        "disk_id_prefix": cloud.disk_id_prefix,
+        "volume_size_gb": config.hub.volume_size_gb,
+        "existing_volume_ids": list(config.hub.existing_volumes),
+        "floating_ip": config.hub.floating_ip,
+    }
+    if env.type == "dev":
+        values["floating_ip_pool"] = cloud.floating_ip_pool
+    return values
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+
+
+def write_root(env: Environment) -> None:
+    """Make envs/<ENV>/ a Terraform root: the template of its type, a link to the modules and the
+    variables from env.yaml. Done before every command, so edits to env.yaml reach the next plan."""
+    template = ROOTS_DIR / env.type
+    for source in sorted(template.glob("*.tf")):
+        _write_if_changed(env.path / source.name, source.read_text(encoding="utf-8"))
+    link = env.path / "modules"
+    target = os.path.relpath(MODULES_DIR, env.path)
+    if link.is_symlink():
+        if os.readlink(link) != target:
+            link.unlink()
+            link.symlink_to(target)
+    elif link.exists():
+        raise OperationError(
+            f"{_display(link)} is not the link to terraform/modules that callysto makes: "
+            "move it away and run the command again"
+        )
+    else:
+        link.symlink_to(target)
+    _write_if_changed(
+        env.path / TFVARS_FILE, json.dumps(tfvars(env), indent=2, sort_keys=True) + "\n"
+    )
+
+
+def read_state(env: Environment) -> dict[str, Any] | None:
+    """The environment's state as data; None before the first apply. A corrupt state stops every
+    command before Terraform runs, so nothing can overwrite what is left of it."""
+    path = env.state_file
+    if not path.exists():
+        return None
+    hint = f"restore the newest good copy from {_display(path.parent / locking.BACKUP_DIR)}/"
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise OperationError(
+            f"Terraform state {_display(path)} is corrupt (not text): {hint}"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise OperationError(
+            f"Terraform state {_display(path)} is corrupt ({exc.msg} at line {exc.lineno}): "
+            f"nothing was run; {hint}"
+        ) from None
+    if not (
+        isinstance(state, dict)
+        and isinstance(state.get("version"), int)
+        and isinstance(state.get("resources"), list)
+    ):
+        raise OperationError(
+            f"Terraform state {_display(path)} is not a Terraform state: nothing was run; {hint}"
+        )
+    return state
+
+
+# --- running Terraform in the root ------------------------------------------------------------
+
+
+def _error_line(result: runner.Result) -> str:
+    """Terraform's own one-line reason ('Error: ...') from a failed run's output."""
+    lines = [
+        line.strip().lstrip("│╷╵").strip()
+        for line in (result.stderr + "\n" + result.stdout).splitlines()
+    ]
+    for i, line in enumerate(lines):
+        if line.startswith("Error: "):
+            detail = next((x for x in lines[i + 1 :] if x and not x.startswith("on ")), "")
+            return f"{line} {detail}".strip()
+    return runner.last_line(result)
+
+
+class Workspace:
+    """One environment's Terraform root, with the binary that runs in it."""
+
+    def __init__(self, env: Environment):
+        if env.type == "local":
+            raise UsageError(
+                f"environment '{env.name}' is local: this machine is the hub and Terraform has "
+                "nothing to create (use 'callysto local up')"
+            )
+        self.env = env
+        self.binary = find_binary()
+
+    @property
+    def plan_file(self) -> Path:
+        return self.env.path / PLAN_FILE
+
+    @property
+    def plan_info_file(self) -> Path:
+        return self.env.path / PLAN_INFO_FILE
+
+    def banner(self, action: str) -> None:
+        kind = "PRODUCTION" if self.env.type == "prod" else self.env.type
+        say(
+            f"=== environment {self.env.name} ({kind}, {self.env.fqdn}): {self.binary.name} {action}"
+        )
+
+    def run(self, *args: str, stream: bool = False, check: bool = True) -> runner.Result:
+        argv = [self.binary.path, f"-chdir={self.env.path}", *args]
+        environ = {"TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
+        if stream:
+            if not sys.stdout.isatty():
+                argv.insert(3, "-no-color")
+            return runner.stream(argv, check=check, env=environ)
+        if args and args[0] not in ("version", "fmt"):
+            argv.insert(3, "-no-color")
+        result = runner.run(argv, check=False, env=environ)
+        if check and not result.ok:
+            raise OperationError(
+                f"{self.binary.name} {args[0]} failed for environment '{self.env.name}': "
+                f"{_error_line(result)}"
+            )
+        return result
+
+    def prepare(self) -> dict[str, Any] | None:
+        """Check the state, write the root and initialise it when needed; returns the state."""
+        state = read_state(self.env)
+        write_root(self.env)
+        if not (self.env.path / ".terraform" / "modules" / "modules.json").exists():
+            say(f"initialising {_display(self.env.path)} (first run)")
+            self.run("init", "-input=false")
+        return state
+
+    def show_json(self, plan: Path | None = None) -> dict[str, Any]:
+        args = ["show", "-json"] + ([str(plan.resolve())] if plan else [])
+        return json.loads(self.run(*args).stdout or "{}")
+
+    def plan(self, *extra: str, out: Path) -> dict[str, Any]:
+        """Plan into OUT and return the plan as data."""
+        self.run("plan", "-input=false", f"-out={out.name}", *extra)
+        return self.show_json(out)
+
+    def apply_plan(self, plan: Path) -> None:
+        locking.backup(self.env.state_file)
+        self.run("apply", "-input=false", str(plan.resolve()), stream=True)
+
+    def forget_plans(self) -> None:
+        for path in (self.plan_file, self.plan_info_file, self.env.path / DESTROY_PLAN_FILE):
+            path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _guarded(env: Environment, action: str) -> Iterator[Workspace]:
+    """The workspace of ENV, announced, under the environment's lock."""
+    workspace = Workspace(env)
+    workspace.banner(action)
+    with locking.hold(env.path, env.name, f"callysto terraform {action}"):
+        yield workspace
+
+
+# --- plans: bound to their environment, current or stale ---------------------------------------
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def _state_mark(state: dict[str, Any] | None) -> dict[str, Any]:
+    if state is None:
+        return {"lineage": None, "serial": None}
+    return {"lineage": state.get("lineage"), "serial": state.get("serial")}
+
+
+def plan_environment(plan: dict[str, Any]) -> str | None:
+    """The environment a plan was made for, from the variables Terraform recorded in it."""
+    return plan.get("variables", {}).get("environment", {}).get("value")
+
+
+def summarize(plan: dict[str, Any]) -> tuple[list[str], dict[str, int]]:
+    """One line per changing resource, and Terraform's add/change/destroy counts, from plan JSON."""
+    symbols = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
+    counts = {"add": 0, "change": 0, "destroy": 0}
+    lines = []
+    for change in plan.get("resource_changes", []):
+        actions = change["change"]["actions"]
+        if set(actions) == {"create", "delete"}:
+            kind = "replace"
+            counts["add"] += 1
+            counts["destroy"] += 1
+        elif actions == ["create"]:
+            kind = "create"
+            counts["add"] += 1
+        elif actions == ["update"]:
+            kind = "update"
+            counts["change"] += 1
+        elif actions == ["delete"]:
+            kind = "delete"
+            counts["destroy"] += 1
+        else:
+            continue  # no-op, read
+        lines.append(f"  {symbols[kind]:>3} {change['address']} ({kind})")
+    return lines, counts
+
+
+def _print_summary(plan: dict[str, Any]) -> dict[str, int]:
+    lines, counts = summarize(plan)
+    for line in lines:
+        print(line)
+    print(
+        f"Plan: {counts['add']} to add, {counts['change']} to change, "
+        f"{counts['destroy']} to destroy.",
+        flush=True,
+    )
+    return counts
+
+
+def _saved_plan_is_current(workspace: Workspace, state: dict[str, Any] | None) -> bool:
+    try:
+        info = json.loads(workspace.plan_info_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        workspace.plan_file.exists()
+        and info.get("environment") == workspace.env.name
+        and info.get("tfvars") == _digest(tfvars(workspace.env))
+        and info.get("state") == _state_mark(state)
+    )
+
+
+def _check_bound(workspace: Workspace, plan_path: Path) -> None:
+    """Refuse a plan file that was made for another environment."""
+    try:
+        document = workspace.show_json(plan_path)
+    except (OperationError, ValueError):
+        raise UsageError(f"{_display(plan_path)} is not a Terraform plan file") from None
+    made_for = plan_environment(document)
+    if made_for != workspace.env.name:
+        raise UsageError(
+            f"plan {_display(plan_path)} was made for environment '{made_for}', not "
+            f"'{workspace.env.name}': run 'callysto terraform plan --env {workspace.env.name}'"
+        )
+
+
+# --- the commands --------------------------------------------------------------------------
+
+
+def init(env: Environment) -> None:
+    with _guarded(env, "init") as workspace:
+        read_state(env)
+        write_root(env)
+        workspace.run("init", "-input=false", stream=True)
+
+
+def plan(env: Environment) -> None:
+    """Plan, showing Terraform's own account of it, and save the plan (bound to ENV) for 'apply'."""
+    with _guarded(env, "plan") as workspace:
+        state = workspace.prepare()
+        workspace.forget_plans()
+        workspace.run("plan", "-input=false", f"-out={PLAN_FILE}", stream=True)
+        info = {
+            "environment": env.name,
+            "tfvars": _digest(tfvars(env)),
+            "state": _state_mark(state),
+            "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        }
+        workspace.plan_info_file.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        say(
+            f"saved the plan for '{env.name}' in {_display(workspace.plan_file)}: apply it with "
+            f"'callysto terraform apply --env {env.name}'"
+        )
+
+
+def apply(
+    env: Environment,
+    *,
+    auto_approve: bool = False,
+    plan_file: Path | None = None,
+    confirm: Confirm,
+) -> None:
+    """Apply the saved plan if it is still current; otherwise plan, show the summary and ask."""
+    with _guarded(env, "apply") as workspace:
+        state = workspace.prepare()
+        try:
+            if plan_file is not None:
+                _check_bound(workspace, plan_file)
+                chosen = plan_file
+                say(f"applying {_display(plan_file)}")
+            elif _saved_plan_is_current(workspace, state):
+                chosen = workspace.plan_file
+                say(f"applying the plan saved by 'callysto terraform plan' ({_display(chosen)})")
+            else:
+                say("no current saved plan: planning now")
+                document = workspace.plan(out=workspace.plan_file)
+                counts = _print_summary(document)
+                if not any(counts.values()):
+                    say("nothing to change")
+                    return
+                if not auto_approve and not confirm(f"Apply these changes to '{env.name}'?"):
+                    raise Aborted()
+                chosen = workspace.plan_file
+            workspace.apply_plan(chosen)
+        finally:
+            # Applied or not, a saved plan is stale once apply has run against the state.
+            workspace.forget_plans()
+
+
+def destroy(
+    env: Environment,
+    *,
+    auto_approve: bool = False,
+    confirm_prod: str | None = None,
+    confirm: Confirm,
+) -> None:
+    if env.type == "prod" and confirm_prod != env.name:
+        raise UsageError(
+            f"environment '{env.name}' is prod: destroying its hub needs --confirm-prod "
+            f"{env.name} (its volumes and floating IP are adopted and stay)"
+        )
+    with _guarded(env, "destroy") as workspace:
+        state = workspace.prepare()
+        if not state or not state.get("resources"):
+            say(f"environment '{env.name}' has nothing to destroy")
+            return
+        out = env.path / DESTROY_PLAN_FILE
+        try:
+            document = workspace.plan("-destroy", out=out)
+            _print_summary(document)
+            if not auto_approve and not confirm(f"Destroy these resources of '{env.name}'?"):
+                raise Aborted()
+            workspace.apply_plan(out)
+        finally:
+            workspace.forget_plans()
+
+
+def show(env: Environment, *, as_json: bool = False) -> dict[str, Any] | str:
+    workspace = Workspace(env)
+    workspace.banner("show")  # on stderr: --json output stays one document
+    if workspace.prepare() is None:
+        return {} if as_json else f"environment '{env.name}' has no state yet"
+    if as_json:
+        return workspace.show_json()
+    return workspace.run("show").stdout
+
+
+def state_addresses(state: dict[str, Any] | None) -> list[str]:
+    """The managed resource addresses in a state, read as data (no Terraform run needed)."""
+    addresses = []
+    for resource in (state or {}).get("resources", []):
+        if resource.get("mode") != "managed":
+            continue
+        base = f"{resource['type']}.{resource['name']}"
+        if resource.get("module"):
+            base = f"{resource['module']}.{base}"
+        for instance in resource.get("instances", []):
+            key = instance.get("index_key")
+            if key is None:
+                addresses.append(base)
+            else:
+                addresses.append(f"{base}[{json.dumps(key)}]")
+    return sorted(addresses)
+
+
+def list_targets(env: Environment) -> list[str]:
+    """Resource addresses in ENV's state, for taint and -replace."""
+    Workspace(env).banner("list-targets")
+    return state_addresses(read_state(env))
+
+
+def taint(env: Environment, target: str) -> None:
+    with _guarded(env, "taint") as workspace:
+        if workspace.prepare() is None:
+            raise UsageError(f"environment '{env.name}' has no state yet: nothing to taint")
+        known = state_addresses(read_state(env))
+        if target not in known:
+            raise UsageError(
+                f"'{target}' is not a resource of environment '{env.name}' (known: "
+                f"{', '.join(known) or 'none'}); see 'callysto terraform list-targets'"
+            )
+        locking.backup(env.state_file)
+        workspace.forget_plans()
+        workspace.run("taint", target)
+        say(f"{target} will be replaced at the next apply")
+
+
+def rebuild(
+    env: Environment,
+    *,
+    with_volumes: bool = False,
+    auto_approve: bool = False,
+    confirm: Confirm,
+    confirm_volumes: Callable[[str], bool],
+) -> None:
+    """Replace the hub's instance; with_volumes also replaces both ZFS volumes (and their data)."""
+    if with_volumes and env.config.hub.existing_volumes:
+        raise UsageError(
+            f"environment '{env.name}' adopts existing volumes: --with-volumes cannot replace "
+            "them (they are not Terraform's to delete)"
+        )
+    with _guarded(env, "hub rebuild") as workspace:
+        state = workspace.prepare()
+        known = state_addresses(state)
+        if INSTANCE not in known:
+            raise UsageError(
+                f"environment '{env.name}' has no hub to rebuild yet: run "
+                f"'callysto terraform apply --env {env.name}'"
+            )
+        replace = [INSTANCE]
+        if with_volumes:
+            if not confirm_volumes(env.name):
+                raise Aborted()
+            replace += [v for v in VOLUMES if v in known]
+        try:
+            document = workspace.plan(*(f"-replace={a}" for a in replace), out=workspace.plan_file)
+            _print_summary(document)
+            if not auto_approve and not confirm(f"Rebuild the hub of '{env.name}'?"):
+                raise Aborted()
+            workspace.apply_plan(workspace.plan_file)
+        finally:
+            workspace.forget_plans()
