@@ -7,11 +7,9 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from callysto_infra.environments import PROJECT_DIR, format_validation_error
-from callysto_infra.errors import UsageError
+from callysto_infra.environments import PROJECT_DIR, read_settings
 
 CONFIG_FILE = "callysto.yaml"
 
@@ -81,17 +79,4 @@ def load() -> ProjectConfig:
     path = config_path()
     if not path.exists():
         return ProjectConfig()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
-        raise UsageError(f"{path}: is not valid YAML") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot be read ({exc.strerror})") from None
-    if raw is None:
-        return ProjectConfig()
-    if not isinstance(raw, dict):
-        raise UsageError(f"{path}: expected a mapping of settings at the top level")
-    try:
-        return ProjectConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise UsageError(format_validation_error(path, exc)) from None
+    return read_settings(path, ProjectConfig, empty_ok=True)

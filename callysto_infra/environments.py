@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -23,6 +23,7 @@ ENV_FILE = "env.yaml"
 SALT_FILE = "saml-salt"
 
 EnvType = Literal["dev", "prod", "local"]
+M = TypeVar("M", bound="BaseModel")
 
 
 def envs_dir() -> Path:
@@ -321,7 +322,9 @@ def format_validation_error(path: Path, exc: ValidationError) -> str:
     return f"{_display(path)}: {field}: {reason}{suffix}"
 
 
-def parse_config(path: Path) -> EnvConfig:
+def read_settings(path: Path, model: type[M], *, empty_ok: bool = False) -> M:
+    """The YAML file PATH validated by MODEL; every problem is one UsageError line naming the
+    file, the field and the reason. With EMPTY_OK, an empty file gives the model's defaults."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -330,12 +333,18 @@ def parse_config(path: Path) -> EnvConfig:
         raise UsageError(f"{_display(path)}:{where} is not valid YAML") from None
     except OSError as exc:
         raise UsageError(f"{_display(path)}: cannot be read ({exc.strerror})") from None
+    if raw is None and empty_ok:
+        raw = {}
     if not isinstance(raw, dict):
         raise UsageError(f"{_display(path)}: expected a mapping of settings at the top level")
     try:
-        return EnvConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise UsageError(format_validation_error(path, exc)) from None
+
+
+def parse_config(path: Path) -> EnvConfig:
+    return read_settings(path, EnvConfig)
 
 
 def load(name: str | None) -> Environment:
