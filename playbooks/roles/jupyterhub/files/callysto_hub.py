@@ -36,9 +36,7 @@ class HomeUnavailable(web.HTTPError):
 
 def _zfs(*args: str) -> subprocess.CompletedProcess:
     command = shutil.which("zfs") or "/usr/sbin/zfs"
-    return subprocess.run(
-        [command, *args], capture_output=True, text=True, check=False, timeout=60
-    )
+    return subprocess.run([command, *args], capture_output=True, text=True, check=False, timeout=60)
 
 
 class ZfsHomeSpawner(LocalProcessSpawner):
