@@ -5,6 +5,7 @@ Installed by Ansible next to jupyterhub_config.py, which imports it."""
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import re
@@ -70,20 +71,25 @@ class ZfsHomeSpawner(LocalProcessSpawner):
                 raise HomeUnavailable(f"your home could not be created: {created.stderr.strip()}")
             self.log.info("created %s with refquota %s", dataset, self.refquota)
         props = self.home_properties()
+        home = props["mountpoint"]
+        readonly = HomeUnavailable(
+            "your home is read-only at the moment, so your server cannot start"
+        )
         if props.get("readonly") == "on":
-            raise HomeUnavailable(
-                "your home is read-only at the moment, so your server cannot start"
-            )
+            raise readonly
         if int(props.get("available", "0")) < self.min_free_bytes:
             raise HomeUnavailable(
                 "your home is full: delete some files (or ask for more space) before starting again"
             )
-        home = props["mountpoint"]
         user = pwd.getpwnam(self.run_as_user)
-        stat = os.stat(home)
-        if (stat.st_uid, stat.st_gid) != (user.pw_uid, user.pw_gid):
+        try:
+            # zfs-fuse reports readonly=off for a read-only mount; the write says the truth.
             os.chown(home, user.pw_uid, user.pw_gid)
-        os.chmod(home, 0o700)
+            os.chmod(home, 0o700)
+        except OSError as exc:
+            if exc.errno == errno.EROFS:
+                raise readonly from None
+            raise
         self.home_dir = home
         return home
 
