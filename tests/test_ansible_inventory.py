@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import uuid
 
 import pytest
 
@@ -193,3 +194,19 @@ def test_bad_extra_variable_is_refused_before_anything_runs(callysto, fleet):
     proc = callysto("ansible", "playbook", "--env", ENV, "-e", "novalue", "hub")
     assert proc.returncode == 2
     assert "KEY=VALUE" in one_line_error(proc)
+
+
+def test_ping_exec_and_live_address_on_this_machine(callysto, envs_dir):
+    import ipaddress
+
+    environments.create("local", "here")
+    ping = callysto("ansible", "ping", "--env", "here")
+    assert (ping.returncode, ping.stdout) == (0, "localhost: pong\n"), ping.stderr
+    marker = f"marker-{uuid.uuid4().hex}"
+    run = callysto(
+        "ansible", "exec", "--env", "here", "ansible.builtin.command", "--args", f"echo {marker}"
+    )
+    assert run.returncode == 0 and marker in run.stdout, run.stderr
+    live = callysto("ansible", "get-ipv4", "--env", "here", "--live", "localhost")
+    assert live.returncode == 0, live.stderr
+    assert ipaddress.ip_address(live.stdout.strip()).version == 4
