@@ -73,7 +73,7 @@ class ZfsHomeSpawner(LocalProcessSpawner):
         props = self.home_properties()
         home = props["mountpoint"]
         readonly = HomeUnavailable(
-            "your home is read-only at the moment, so your server cannot start"
+            "Your home is read-only at the moment, so your server cannot start"
         )
         if props.get("readonly") == "on":
             raise readonly
