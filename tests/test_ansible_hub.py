@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from tests.conftest import CALLYSTO, PROJECT
+from tests.pools import destroy_pool
 
 pytestmark = pytest.mark.slow
 
@@ -152,10 +153,7 @@ def local_hub(zfs_daemon, tmp_path_factory):
         _stop(prefix / "run" / "jupyterhub-proxy.pid")
         for pid in _processes_under(data):
             os.kill(pid, signal.SIGKILL)
-        subprocess.run(["zpool", "destroy", "-f", hub.pool], capture_output=True, check=False)
-        mountpoint = Path(f"/{hub.pool}")
-        if mountpoint.is_dir() and not any(mountpoint.iterdir()):
-            mountpoint.rmdir()
+        destroy_pool(hub.pool)
         daemon = data / "zfs-fuse.pid"  # only when the playbook had to start zfs-fuse itself
         if daemon.exists():
             os.kill(int(daemon.read_text().strip()), signal.SIGTERM)

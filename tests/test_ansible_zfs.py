@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from callysto_infra import environments
+from tests.pools import destroy_pool
 
 
 @pytest.fixture
@@ -25,10 +26,7 @@ def local_env(envs_dir, zfs_daemon, tmp_path):
     config["local"] = {"port": 18090, "data_dir": str(data), "vdev_size": "128M"}
     env.path.joinpath("env.yaml").write_text(yaml.safe_dump(config))
     yield pool, data
-    subprocess.run(["zpool", "destroy", "-f", pool], capture_output=True, check=False)
-    mountpoint = Path(f"/{pool}")
-    if mountpoint.is_dir() and not any(mountpoint.iterdir()):
-        mountpoint.rmdir()
+    destroy_pool(pool)
 
 
 def zfs_only(callysto, *extra):
