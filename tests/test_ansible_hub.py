@@ -4,10 +4,12 @@ student's first login (ZFS home with the default refquota, or the 507 page)."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import http.cookiejar
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -32,22 +34,24 @@ ENV = "hubtest"
 REFQUOTA = 64 * 1024 * 1024
 
 
-def _free_ports(first: int = 18000, last: int = 18099, count: int = 3) -> int:
-    """The first of COUNT consecutive free ports in our range."""
-    for base in range(first, last - count + 2, count):
+def _reserve_ports(first: int = 18000, last: int = 18099, count: int = 3) -> tuple[int, int]:
+    """COUNT consecutive free ports in our range, reserved for as long as the returned lock file
+    descriptor stays open: test runs in parallel never pick the same block, although the hub
+    binds its ports only minutes later."""
+    blocks = list(range(first, last - count + 2, count))
+    random.shuffle(blocks)
+    for base in blocks:
+        lock = os.open(Path(tempfile.gettempdir()) / f"callysto-test-ports-{base}.lock",
+                       os.O_CREAT | os.O_RDWR, 0o600)  # fmt: skip
         try:
-            socks = []
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+            return base, lock
         except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no free ports in 18000-18099")
+            os.close(lock)
+    raise RuntimeError(f"no free block of {count} ports in {first}-{last}")
 
 
 class LocalHub:
@@ -129,7 +133,8 @@ def local_hub(zfs_daemon, tmp_path_factory):
     # The single-user servers' user must reach the hub's venv, so not under pytest's 0700 tmp.
     data = Path(tempfile.mkdtemp(prefix="callysto-ansible-"))
     data.chmod(0o755)
-    hub = LocalHub(envs, data, f"cyhub{uuid.uuid4().hex[:8]}", _free_ports())
+    port, port_lock = _reserve_ports()
+    hub = LocalHub(envs, data, f"cyhub{uuid.uuid4().hex[:8]}", port)
     made = subprocess.run(
         [str(CALLYSTO), "env", "new", "local", ENV],
         env={**os.environ, "CALLYSTO_ENVS_DIR": str(envs)},
@@ -158,6 +163,7 @@ def local_hub(zfs_daemon, tmp_path_factory):
         if daemon.exists():
             os.kill(int(daemon.read_text().strip()), signal.SIGTERM)
         shutil.rmtree(data, ignore_errors=True)
+        os.close(port_lock)
 
 
 def _pinned_jupyterhub() -> str:
