@@ -403,11 +403,6 @@ def beside_python(program: str) -> str:
     return str(Path(sys.executable).with_name(program))
 
 
-def test_packer_hub_playbook_starts_with_its_description():
-    first = PLAYBOOK.read_text().splitlines()[0]
-    assert first.startswith("## ") and len(first) > 10
-
-
 def test_packer_hub_playbook_passes_ansible_syntax_check():
     result = subprocess.run(
         [beside_python("ansible-playbook"), "--syntax-check", "-i", "localhost,", str(PLAYBOOK)],
