@@ -130,7 +130,7 @@ def check_pool(env: Environment, timeout: float) -> list[Check]:
         where = "" if hub.is_local else f" on {hub.name}"
         try:
             listed = hub.run(
-                ["zpool", "list", "-H", "-p", "-o", "name,health", pool],
+                ["zpool", "list", "-H", "-o", "name,health", pool],
                 check=False,
                 timeout=timeout * 4,
             )

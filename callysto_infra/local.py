@@ -4,6 +4,7 @@ cloud hub gets, stop it keeping the data, or destroy its pool and files."""
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ WAIT_ATTEMPTS = 60
 WAIT_TIMEOUT = 5.0
 # In the order they stop: the hub first, so it can stop students' servers through the proxy.
 SERVICES = ("jupyterhub", "jupyterhub-proxy")
+BUSY_RETRIES = 20
 
 Say = Callable[[str], None]
 
@@ -124,6 +126,16 @@ def sign_in_help(env: Environment) -> str:
     )
 
 
+def _destroy_pool(pool: str) -> None:
+    # zfs-fuse calls a pool busy for a moment after its datasets were in use: try a few times.
+    for _ in range(BUSY_RETRIES):
+        result = runner.run(["zpool", "destroy", "-f", pool], check=False)
+        if result.ok:
+            return
+        time.sleep(0.5)
+    raise OperationError(f"pool '{pool}' could not be destroyed: {runner.last_line(result)}")
+
+
 def _stop_own_zfs_daemon(directory: Path, say: Say) -> None:
     """Stop the zfs-fuse daemon the playbook started for this environment (its pid file is in the
     data directory), unless other pools still need it. A daemon started otherwise is left alone."""
@@ -193,7 +205,7 @@ def destroy(env: Environment, say: Say) -> None:
                 f"({', '.join(foreign) or 'no file vdevs'}): it was left alone"
             )
         say(f"destroying pool '{pool}'")
-        runner.run(["zpool", "destroy", "-f", pool])
+        _destroy_pool(pool)
     _stop_own_zfs_daemon(directory, say)
     if directory.is_dir():
         say(f"removing {directory}")
