@@ -1,4 +1,4 @@
-"""callysto quota: students' ZFS quotas (refquota of tank/home/<hash>)."""
+"""callysto quota: students' ZFS quotas (refquota of <pool>/home/<hash>)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,58 @@ import click
 from callysto_infra import validate
 from callysto_infra.cli.common import (
     SubGroup,
+    emit_json,
     env_option,
     host_option,
     json_option,
     load_env,
-    not_available,
     validated,
 )
 
 USER_HELP = "USER is a 40-hex user hash or an e-mail address (hashed first)."
+
+
+def target_hubs(env, host: str | None) -> list:
+    """The hub named by --host, else every hub of the environment."""
+    from callysto_infra import hubs
+
+    if host is not None:
+        return [hubs.find(env, validate.host(host))]
+    return hubs.hubs(env)
+
+
+def locate_user(env, host: str | None, user: str):
+    """(hub, home) of USER: the hub given, the only hub, or the one hub that holds the dataset."""
+    from callysto_infra import userhash, zfs
+
+    candidates = target_hubs(env, host)  # a bad --host is refused before any hash or zfs
+    user_hash = userhash.hash_of_user(env, user)
+    home, silent = zfs.locate(candidates, env.config.hub.pool, user_hash)
+    for name in silent:
+        click.echo(f"note: hub '{name}' did not answer; {home.hub} holds the home", err=True)
+    hub = next(h for h in candidates if h.name == home.hub)
+    return hub, home
+
+
+def describe(home) -> list[tuple[str, str]]:
+    from callysto_infra.zfs import human_size
+
+    return [
+        ("user", home.user_hash),
+        ("hub", home.hub),
+        ("dataset", home.name),
+        ("used", human_size(home.used)),
+        ("files", f"{human_size(home.referenced)} (what the quota limits)"),
+        ("quota", human_size(home.refquota)),
+        ("available", human_size(home.available)),
+        ("banned", f"since {home.banned} (read-only)" if home.banned else "no"),
+    ]
+
+
+def print_fields(rows: list[tuple[str, str]]) -> None:
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key:<{width}}  {value}")
 
 
 @click.group("quota", cls=SubGroup)
@@ -30,20 +73,50 @@ def group() -> None:
 @click.argument("user", callback=validated(validate.user_ref))
 def get(env_name: str | None, host: str | None, as_json: bool, user: str) -> None:
     """Show USER's used space, quota and available space."""
-    load_env(env_name)
-    not_available("quota get")
+    env = load_env(env_name)
+    _, home = locate_user(env, host, user)
+    if as_json:
+        emit_json(home.as_dict())
+    else:
+        print_fields(describe(home))
 
 
 @group.command("set", epilog=USER_HELP)
 @env_option
 @host_option
-@click.option("--force", is_flag=True, help="Allow a quota below what the user already uses.")
+@click.option(
+    "--force", is_flag=True, help="Below current use: set the quota to the space already used."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the home afterwards as JSON.")
 @click.argument("user", callback=validated(validate.user_ref))
 @click.argument("size", callback=validated(validate.zfs_size))
-def set_(env_name: str | None, host: str | None, force: bool, user: str, size: str) -> None:
-    """Set USER's quota to SIZE (e.g. 2G, 500M, or none)."""
-    load_env(env_name)
-    not_available("quota set")
+def set_(
+    env_name: str | None, host: str | None, force: bool, as_json: bool, user: str, size: str
+) -> None:
+    """Set USER's quota to SIZE: a whole number with an optional K, M, G, T or P suffix (e.g.
+    2G, 500M), or none.
+
+    A quota below what USER's files already take is refused; with --force the quota becomes
+    exactly that space (the smallest ZFS allows), so the student can write nothing more.
+    """
+    from callysto_infra import zfs
+
+    env = load_env(env_name)
+    hub, home = locate_user(env, host, user)
+    home, applied = zfs.set_quota(hub, home, size, force=force)
+    if as_json:
+        emit_json(home.as_dict())
+        return
+    click.echo(
+        f"quota of {home.user_hash} on {home.hub} is now {zfs.human_size(home.refquota)} "
+        f"(files take {zfs.human_size(home.referenced)})"
+    )
+    if applied != size:
+        click.echo(
+            f"note: {size} is below the space already used; the quota is that space "
+            f"({applied} bytes), the smallest ZFS allows",
+            err=True,
+        )
 
 
 @group.command("list")
@@ -51,6 +124,38 @@ def set_(env_name: str | None, host: str | None, force: bool, user: str, size: s
 @host_option
 @json_option
 def list_(env_name: str | None, host: str | None, as_json: bool) -> None:
-    """List every student's dataset with used, quota and available, largest first."""
-    load_env(env_name)
-    not_available("quota list")
+    """List every student's dataset with used, quota and available, largest first.
+
+    One 'zfs get' per hub, whatever the number of students.
+    """
+    from callysto_infra import zfs
+    from callysto_infra.errors import OperationError
+
+    env = load_env(env_name)
+    candidates = target_hubs(env, host)
+    homes = []
+    for hub in candidates:
+        homes += zfs.list_homes(hub, env.config.hub.pool)  # an unreachable hub: exit 1, named
+    if not candidates:
+        raise OperationError(f"environment '{env.name}' has no hubs in its Terraform state")
+    homes.sort(key=lambda h: (-h.used, h.name))
+    if as_json:
+        emit_json([h.as_dict() for h in homes])
+        return
+    many = len(candidates) > 1
+    header = ["USER", "USED", "QUOTA", "AVAILABLE", "BANNED"] + (["HUB"] if many else [])
+    rows = [
+        [
+            h.user_hash,
+            zfs.human_size(h.used),
+            zfs.human_size(h.refquota),
+            zfs.human_size(h.available),
+            "yes" if h.banned else "",
+        ]
+        + ([h.hub] if many else [])
+        for h in homes
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    click.echo(f"{len(homes)} home{'s' if len(homes) != 1 else ''}", err=True)

@@ -1,0 +1,73 @@
+"""The one JupyterHub API call operator commands need: stop a student's running server."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from callysto_infra.environments import Environment
+    from callysto_infra.hubs import Hub
+
+TOKEN_FILE = "hub-api-token"  # noqa: S105 - a file name, not a secret
+
+
+def api_url(env: Environment, hub: Hub) -> str:
+    """JupyterHub's API on HUB (its base URL is /)."""
+    if hub.is_local:
+        return f"http://127.0.0.1:{env.local.port}/hub/api"
+    return f"https://{hub.name}/hub/api"
+
+
+def read_token(env: Environment) -> str | None:
+    path = env.secrets_dir / TOKEN_FILE
+    try:
+        if path.stat().st_mode & 0o077:
+            return None  # a token others can read is not one we use
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return token or None
+
+
+def stop_server(env: Environment, hub: Hub, user: str, *, timeout: float = 10) -> str:
+    """Ask HUB's JupyterHub to stop USER's server; returns one line saying what happened.
+
+    Never raises: a ban or a delete must not depend on the hub's web side being up.
+    """
+    token = read_token(env)
+    if token is None:
+        return (
+            f"server not stopped: no API token in {env.secrets_dir / TOKEN_FILE} (mode 0600); "
+            "the student keeps a running server until it is culled"
+        )
+    url = f"{api_url(env, hub)}/users/{urllib.parse.quote(user, safe='')}/server"
+    request = urllib.request.Request(  # noqa: S310 - the URL is built from the env, http(s) only
+        url, method="DELETE", headers={"Authorization": f"token {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+        if status == 400:
+            return "server was not running"
+        if status == 404:
+            return "server not stopped: the hub has no such user"
+        return f"server not stopped: hub API answered {status} {_reason(exc)}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"server not stopped: hub API at {api_url(env, hub)} is not reachable ({reason})"
+    if status == 202:
+        return "server is stopping"
+    return "server stopped"
+
+
+def _reason(exc: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(exc.read().decode() or "{}").get("message", exc.reason))
+    except (ValueError, OSError):
+        return str(exc.reason)

@@ -1,0 +1,88 @@
+"""Students' user hashes: SimpleSAMLphp's core:TargetedID, byte for byte, and the user ID that
+each sign-in source feeds into it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from callysto_infra.environments import Environment
+
+SOURCES = ("google", "microsoft", "saml")
+
+# SimpleSAMLphp names the metadata sets of the hosted IdP and of the remote SP this way, and
+# TargetedID::getEntityId() prefixes each entity ID with its set.
+_IDP_SET = "saml20-idp-hosted"
+_SP_SET = "saml20-sp-remote"
+
+
+def _netstring(value: bytes) -> bytes:
+    """PHP's strlen($x) . ':' . $x: the length counts UTF-8 bytes, not characters."""
+    return str(len(value)).encode("ascii") + b":" + value
+
+
+def _entity_id(metadata_set: str, entity_id: str) -> bytes:
+    set_bytes, id_bytes = metadata_set.encode(), entity_id.encode()
+    return b"set" + _netstring(set_bytes) + b"set" + _netstring(id_bytes)
+
+
+@dataclass(frozen=True)
+class Hasher:
+    """TargetedID for one deployment (salt, IdP, SP); hashing many users reuses the common prefix."""
+
+    salt: str
+    idp_entity_id: str
+    sp_entity_id: str
+
+    def __post_init__(self) -> None:
+        src = _entity_id(_IDP_SET, self.idp_entity_id)
+        dst = _entity_id(_SP_SET, self.sp_entity_id)
+        prefix = b"uidhashbase" + self.salt.encode() + _netstring(src) + _netstring(dst)
+        object.__setattr__(self, "_prefix", hashlib.sha1(prefix, usedforsecurity=False))
+        object.__setattr__(self, "_suffix", self.salt.encode())
+
+    def targeted_id(self, user_id: str) -> str:
+        digest = self._prefix.copy()  # type: ignore[attr-defined]
+        digest.update(_netstring(user_id.encode()))
+        digest.update(self._suffix)  # type: ignore[attr-defined]
+        return digest.hexdigest()
+
+    def many(self, user_ids: Iterable[str]) -> Iterator[str]:
+        for user_id in user_ids:
+            yield self.targeted_id(user_id)
+
+
+def targeted_id(salt: str, idp_entity_id: str, sp_entity_id: str, user_id: str) -> str:
+    """The eduPersonTargetedID SimpleSAMLphp gives USER_ID: 40 lower-case hex characters."""
+    return Hasher(salt, idp_entity_id, sp_entity_id).targeted_id(user_id)
+
+
+def user_id(email: str, source: str = "google", idp: str | None = None) -> str:
+    """The user ID SimpleSAMLphp hashes for EMAIL signing in through SOURCE.
+
+    OAuth sources (Google, Microsoft) give the address, which the hubs always saw lower-cased
+    (addresses are case-insensitive, hashes are not); a SAML federation gives <email>!<IdP entity ID>.
+    """
+    address = email.strip().lower()
+    if source in ("google", "microsoft"):
+        return address
+    if source == "saml":
+        if not idp:
+            raise ValueError("a SAML user ID needs the IdP entity ID")
+        return f"{address}!{idp}"
+    raise ValueError(f"unknown sign-in source '{source}' (expected one of {', '.join(SOURCES)})")
+
+
+def hash_of_user(env: Environment, user: str) -> str:
+    """USER as operators give it (a 40-hex hash, or an e-mail address signing in with Google or
+    Microsoft) as the hash the hubs know, using ENV's salt and entity IDs."""
+    from callysto_infra import environments, validate
+
+    if validate.is_user_hash(user):
+        return user
+    validate.email(user)
+    salt = environments.read_salt(env.salt_file)
+    return targeted_id(salt, env.idp_entity_id, env.sp_entity_id, user_id(user))

@@ -1,0 +1,428 @@
+"""Students' home datasets on a hub's pool: quotas, bans, deleting and restoring homes.
+
+Every `zfs` command runs through hubs.Hub.run, so the same code acts on this machine or over SSH,
+one round trip per command (never one per user). Output is read with `zfs get -H -p` as data.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+from callysto_infra import runner, validate
+from callysto_infra.errors import OperationError, UsageError
+from callysto_infra.hubs import Hub
+
+# Where a ban is recorded: `readonly` enforces it, but zfs-fuse reports a mounted dataset's
+# readonly as the mount's ("off", source temporary), so the ban itself is kept as data too.
+BANNED = "callysto:banned"
+PROPERTIES = ("used", "referenced", "refquota", "available", "readonly", BANNED)
+SNAPSHOT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}$")
+ZFS_HINT = "install ZFS on the hub (OpenZFS, or zfs-fuse for a local environment)"
+
+
+def home_of(pool: str, user_hash: str) -> str:
+    return f"{pool}/home/{user_hash}"
+
+
+def deleted_root(pool: str, user_hash: str) -> str:
+    """Where delete-home keeps a user's former homes, one child per deletion."""
+    return f"{pool}/deleted/{user_hash}"
+
+
+def timestamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+@dataclass(frozen=True)
+class Home:
+    """One student's dataset as `zfs get -p` reports it (sizes in bytes; no refquota is None)."""
+
+    hub: str
+    name: str
+    used: int  # with snapshots
+    referenced: int  # the files themselves: what refquota limits
+    refquota: int | None
+    available: int
+    readonly: bool
+    banned: str | None = None  # when the ban began (UTC)
+
+    @property
+    def user_hash(self) -> str:
+        return self.name.rsplit("/", 1)[-1]
+
+    def as_dict(self) -> dict:
+        return {"user": self.user_hash, **asdict(self)}
+
+
+# --- running zfs and reading its output --------------------------------------------------------
+
+
+def _zfs(hub: Hub, *args: str, check: bool = True) -> runner.Result:
+    return hub.run(["zfs", *args], check=check)
+
+
+def _missing(result: runner.Result) -> bool:
+    """zfs says 'dataset does not exist' (exit 1) for a name it cannot open; that is an answer."""
+    return result.returncode == 1 and "does not exist" in result.stderr
+
+
+def _parse_get(hub: Hub, text: str) -> dict[str, dict[str, str]]:
+    """`zfs get -H -p -o name,property,value` lines -> {dataset: {property: value}}."""
+    table: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        if not line:
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise OperationError(f"unexpected 'zfs get' output from hub '{hub.name}': {line!r}")
+        name, prop, value = fields
+        table.setdefault(name, {})[prop] = value
+    return table
+
+
+def _home(hub: Hub, name: str, props: dict[str, str]) -> Home:
+    try:
+        refquota = int(props["refquota"])
+        return Home(
+            hub=hub.name,
+            name=name,
+            used=int(props["used"]),
+            referenced=int(props["referenced"]),
+            refquota=refquota or None,  # zfs -p reports "no quota" as 0
+            available=int(props["available"]),
+            readonly=props["readonly"] == "on",
+            banned=None if props.get(BANNED, "-") in ("-", "") else props[BANNED],
+        )
+    except (KeyError, ValueError) as exc:
+        raise OperationError(f"hub '{hub.name}': cannot read {name}'s properties ({exc})") from None
+
+
+def get_home(hub: Hub, pool: str, user_hash: str) -> Home | None:
+    """USER_HASH's home on HUB, or None when the hub has no such dataset."""
+    name = home_of(pool, validate.user_hash(user_hash))
+    result = _zfs(hub, "get", "-H", "-p", "-o", "name,property,value", ",".join(PROPERTIES), name,
+                  check=False)  # fmt: skip
+    if _missing(result):
+        return None
+    if not result.ok:
+        raise OperationError(f"'zfs get' failed on hub '{hub.name}': {runner.last_line(result)}")
+    props = _parse_get(hub, result.stdout).get(name)
+    if props is None:
+        raise OperationError(f"hub '{hub.name}': 'zfs get' did not report {name}")
+    return _home(hub, name, props)
+
+
+def list_homes(hub: Hub, pool: str) -> list[Home]:
+    """Every student dataset under <pool>/home on HUB, largest first, from ONE `zfs get` call."""
+    parent = f"{pool}/home"
+    result = _zfs(hub, "get", "-H", "-p", "-r", "-d", "1", "-o", "name,property,value",
+                  ",".join(PROPERTIES), parent, check=False)  # fmt: skip
+    if _missing(result):
+        raise OperationError(
+            f"hub '{hub.name}' has no dataset {parent}: is the pool '{pool}' imported there?"
+        )
+    if not result.ok:
+        raise OperationError(f"'zfs get' failed on hub '{hub.name}': {runner.last_line(result)}")
+    homes = [
+        _home(hub, name, props)
+        for name, props in _parse_get(hub, result.stdout).items()
+        # -d 1 also yields the parent and its own snapshots; only user datasets count.
+        if name.startswith(parent + "/") and validate.is_user_hash(name[len(parent) + 1 :])
+    ]
+    return sorted(homes, key=lambda h: (-h.used, h.name))
+
+
+# --- which hub holds a user --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The answer of every hub to 'do you hold this home?'."""
+
+    found: list[Home]
+    unreachable: dict[str, str]  # hub name -> why
+
+
+def _ask_all(hubs: Sequence[Hub], question) -> tuple[list, dict[str, str]]:
+    """Ask every hub at once (one round trip each); collect answers and the hubs that failed."""
+    answers: list = []
+    failed: dict[str, str] = {}
+    if len(hubs) == 1:
+        try:
+            answers.append(question(hubs[0]))
+        except OperationError as exc:
+            failed[hubs[0].name] = str(exc)
+        return answers, failed
+    with ThreadPoolExecutor(max_workers=min(16, len(hubs))) as pool:
+        futures = {hub.name: pool.submit(question, hub) for hub in hubs}
+        for name, future in futures.items():
+            try:
+                answers.append(future.result())
+            except OperationError as exc:
+                failed[name] = str(exc)
+    return answers, failed
+
+
+def lookup(hubs: Sequence[Hub], pool: str, user_hash: str) -> Lookup:
+    answers, failed = _ask_all(hubs, lambda hub: get_home(hub, pool, user_hash))
+    return Lookup(found=[a for a in answers if a is not None], unreachable=failed)
+
+
+def locate(hubs: Sequence[Hub], pool: str, user_hash: str) -> tuple[Home, dict[str, str]]:
+    """The one home of USER_HASH among HUBS, and the hubs that did not answer.
+
+    OperationError when no hub holds it (naming an unreachable hub, if any), or several do.
+    """
+    result = lookup(hubs, pool, user_hash)
+    name = home_of(pool, user_hash)
+    if len(result.found) > 1:
+        where = ", ".join(h.hub for h in result.found)
+        raise OperationError(f"{name} exists on several hubs ({where}): pick one with --host")
+    if result.found:
+        return result.found[0], result.unreachable
+    if result.unreachable:
+        first = next(iter(result.unreachable.values()))
+        more = len(result.unreachable) - 1
+        suffix = f" (and {more} more hub{'s' if more > 1 else ''} failed)" if more else ""
+        raise OperationError(f"{name} was not found on the hubs that answered; {first}{suffix}")
+    where = ", ".join(h.name for h in hubs)
+    raise OperationError(
+        f"no hub holds {name} (asked: {where}); the student may not have signed in yet"
+    )
+
+
+# --- quotas ------------------------------------------------------------------------------------
+
+
+def set_quota(hub: Hub, home: Home, size: str, *, force: bool = False) -> tuple[Home, str]:
+    """Set HOME's refquota to SIZE (ZFS size syntax or none); returns the home and the value set.
+
+    A quota below the space the files already take is refused; with FORCE it is set as low as ZFS
+    allows, which is exactly that space, so the student can write nothing more.
+    """
+    size = validate.zfs_size(size)
+    wanted = validate.zfs_size_bytes(size)
+    if wanted is not None and wanted < home.referenced:
+        if not force:
+            raise UsageError(
+                f"quota {size} is below what {home.user_hash} already uses "
+                f"({human_size(home.referenced)}): nothing was changed; give a larger size, or "
+                "--force to set the quota to the space already used"
+            )
+        size = str(home.referenced)
+    _zfs(hub, "set", f"refquota={size}", home.name)
+    return _reread(hub, home), size
+
+
+def _reread(hub: Hub, home: Home) -> Home:
+    pool, _, user_hash = home.name.partition("/home/")
+    fresh = get_home(hub, pool, user_hash)
+    if fresh is None:
+        raise OperationError(f"{home.name} disappeared from hub '{hub.name}'")
+    return fresh
+
+
+def ban(hub: Hub, home: Home) -> Home:
+    """Make HOME read-only, and record since when."""
+    _zfs(hub, "set", f"{BANNED}={timestamp()}", home.name)
+    _zfs(hub, "set", "readonly=on", home.name)
+    return _reread(hub, home)
+
+
+def unban(hub: Hub, home: Home) -> Home:
+    _zfs(hub, "set", "readonly=off", home.name)
+    _zfs(hub, "inherit", BANNED, home.name)
+    return _reread(hub, home)
+
+
+# --- deleting and restoring homes --------------------------------------------------------------
+
+
+def _exists(hub: Hub, name: str) -> bool:
+    result = _zfs(hub, "get", "-H", "-p", "-o", "value", "type", name, check=False)
+    if _missing(result):
+        return False
+    if not result.ok:
+        raise OperationError(f"'zfs get' failed on hub '{hub.name}': {runner.last_line(result)}")
+    return True
+
+
+def _value(hub: Hub, name: str, prop: str) -> str:
+    return _zfs(hub, "get", "-H", "-p", "-o", "value", prop, name).stdout.strip()
+
+
+def _ensure_deleted_root(hub: Hub, pool: str, user_hash: str) -> str:
+    root = deleted_root(pool, user_hash)
+    if not _exists(hub, root):
+        if not _exists(hub, f"{pool}/deleted"):
+            # Never mounted: nothing under it is a live home.
+            _zfs(hub, "create", "-o", "mountpoint=none", f"{pool}/deleted")
+        _zfs(hub, "create", root)
+    return root
+
+
+@dataclass(frozen=True)
+class Deleted:
+    hub: str
+    dataset: str  # where the former home now lives, unmounted
+    snapshot: str  # what restore-home --from takes
+
+
+def delete_home(hub: Hub, home: Home) -> Deleted:
+    """Snapshot HOME, then take it out of <pool>/home: it moves, unmounted, under <pool>/deleted.
+
+    The home is gone for the hub (the next sign-in makes a fresh, empty one), while its snapshot
+    stays restorable until an operator destroys <pool>/deleted/<hash>.
+    """
+    pool = home.name.split("/", 1)[0]
+    stamp = timestamp()
+    keep_root = _ensure_deleted_root(hub, pool, home.user_hash)
+    snapshot_name = f"callysto-delete-{stamp}"
+    _zfs(hub, "snapshot", f"{home.name}@{snapshot_name}")
+    kept = f"{keep_root}/{stamp}"
+    unmount = _zfs(hub, "unmount", home.name, check=False)
+    if not unmount.ok and _value(hub, home.name, "mounted") == "yes":
+        raise OperationError(
+            f"{home.name} on hub '{hub.name}' is busy ({runner.last_line(unmount)}): stop the "
+            f"student's server and try again; snapshot {home.name}@{snapshot_name} was kept"
+        )
+    moved = _zfs(hub, "rename", home.name, kept, check=False)
+    if not moved.ok:
+        _zfs(hub, "mount", home.name, check=False)  # leave the home as it was
+        raise OperationError(
+            f"could not move {home.name} on hub '{hub.name}': {runner.last_line(moved)}"
+        )
+    return Deleted(hub=hub.name, dataset=kept, snapshot=f"{kept}@{snapshot_name}")
+
+
+def user_snapshots(hub: Hub, pool: str, user_hash: str) -> list[str]:
+    """Every snapshot of USER_HASH's home and former homes on HUB, oldest dataset first."""
+    found: list[str] = []
+    for root in (home_of(pool, user_hash), deleted_root(pool, user_hash)):
+        result = _zfs(hub, "list", "-H", "-o", "name", "-t", "snapshot", "-r", root, check=False)
+        if _missing(result):
+            continue
+        if not result.ok:
+            raise OperationError(
+                f"'zfs list' failed on hub '{hub.name}': {runner.last_line(result)}"
+            )
+        found += [line for line in result.stdout.splitlines() if "@" in line]
+    return found
+
+
+def _belongs_to(snapshot: str, pool: str, user_hash: str) -> bool:
+    dataset = snapshot.split("@", 1)[0]
+    return dataset == home_of(pool, user_hash) or dataset.startswith(
+        deleted_root(pool, user_hash) + "/"
+    )
+
+
+def check_snapshot_spec(spec: str, pool: str, user_hash: str) -> str:
+    """A snapshot as the operator names it: a full name of this user's, or a bare snapshot name."""
+    dataset, at, name = spec.partition("@")
+    if not at:
+        name, dataset = spec, ""
+    if not SNAPSHOT_NAME_RE.match(name) or (
+        dataset and not re.fullmatch(r"[A-Za-z0-9_.:/-]+", dataset)
+    ):
+        raise UsageError(
+            f"invalid snapshot '{spec}': give a snapshot name such as callysto-20260101T000000Z, "
+            f"or a full name such as {home_of(pool, user_hash)}@callysto-20260101T000000Z"
+        )
+    if dataset and not _belongs_to(spec, pool, user_hash):
+        raise UsageError(
+            f"snapshot '{spec}' is not of {user_hash}'s home: it must be of "
+            f"{home_of(pool, user_hash)} or under {deleted_root(pool, user_hash)}"
+        )
+    return spec
+
+
+def find_snapshot(hubs: Sequence[Hub], pool: str, user_hash: str, spec: str) -> tuple[Hub, str]:
+    """The hub and full name of the snapshot SPEC of USER_HASH; the newest when a bare name
+    matches several (a home deleted twice keeps two former homes)."""
+    check_snapshot_spec(spec, pool, user_hash)
+    answers, failed = _ask_all(hubs, lambda hub: (hub, user_snapshots(hub, pool, user_hash)))
+    matches = [
+        (hub, snap)
+        for hub, snaps in answers
+        for snap in snaps
+        if snap == spec or ("@" not in spec and snap.endswith("@" + spec))
+    ]
+    if matches:
+        return matches[-1]
+    if failed:
+        raise OperationError(
+            f"snapshot '{spec}' was not found on the hubs that answered; {next(iter(failed.values()))}"
+        )
+    known = sorted({s.split("@", 1)[1] for _, snaps in answers for s in snaps})
+    hint = f"snapshots of this user: {', '.join(known)}" if known else "this user has none"
+    raise UsageError(f"no snapshot '{spec}' of {user_hash}'s home ({hint})")
+
+
+@dataclass(frozen=True)
+class Restored:
+    hub: str
+    home: str
+    source: str
+    previous: str | None  # the snapshot of what the home held before, when it existed
+
+
+def restore_home(hub: Hub, pool: str, user_hash: str, snapshot: str, refquota: str) -> Restored:
+    """Make USER_HASH's home hold exactly the files of SNAPSHOT (one of this user's snapshots).
+
+    An existing home is snapshotted first, so a restore can itself be undone; a missing one is
+    created with the quota its former home had (else REFQUOTA). Other users are never touched.
+    """
+    if not _belongs_to(snapshot, pool, user_hash):
+        raise UsageError(f"snapshot '{snapshot}' is not of {user_hash}'s home")
+    home_name = home_of(pool, user_hash)
+    stamp = timestamp()
+    current = get_home(hub, pool, user_hash)
+    previous = None
+    if current is not None:
+        if current.banned or current.readonly:
+            raise UsageError(
+                f"{home_name} is read-only (the user is banned): run 'callysto user unban' first"
+            )
+        previous = f"{home_name}@callysto-prerestore-{stamp}"
+        _zfs(hub, "snapshot", previous)
+    else:
+        source_dataset = snapshot.split("@", 1)[0]
+        quota = _value(hub, source_dataset, "refquota")
+        quota = quota if quota not in ("", "0", "-") else validate.zfs_size(refquota)
+        _zfs(hub, "create", "-o", f"refquota={quota}", home_name)
+    target = _value(hub, home_name, "mountpoint")
+    if _value(hub, home_name, "mounted") != "yes" or not target.startswith("/"):
+        raise OperationError(f"{home_name} on hub '{hub.name}' is not mounted; cannot restore")
+    # A read-only clone of the snapshot, mounted beside the homes only while files are copied.
+    parent_mount = _value(hub, f"{pool}/home", "mountpoint")
+    clone = f"{_ensure_deleted_root(hub, pool, user_hash)}/restoring-{stamp}"
+    mount = f"{parent_mount}/.restoring-{user_hash}-{stamp}"
+    _zfs(hub, "clone", "-o", f"mountpoint={mount}", "-o", "readonly=on", snapshot, clone)
+    try:
+        hub.run(["rsync", "-a", "--delete", f"{mount}/", f"{target}/"])
+    finally:
+        _zfs(hub, "destroy", "-f", clone, check=False)
+        hub.run(["rmdir", mount], check=False)
+    return Restored(hub=hub.name, home=home_name, source=snapshot, previous=previous)
+
+
+# --- presentation ------------------------------------------------------------------------------
+
+
+def human_size(value: int | None) -> str:
+    """Bytes the way zfs prints them (1.50G, 512K); None is 'none'."""
+    if value is None:
+        return "none"
+    size = float(value)
+    for unit in ("B", "K", "M", "G", "T"):
+        if size < 1024 or unit == "T":
+            if unit == "B":
+                return f"{int(size)}B"
+            return f"{size:.2f}".rstrip("0").rstrip(".") + unit
+        size /= 1024
+    return f"{size:.2f}P"
