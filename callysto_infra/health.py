@@ -11,13 +11,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from callysto_infra import hubs
+from callysto_infra import hubapi, hubs
 from callysto_infra.errors import CallystoError
 
 if TYPE_CHECKING:
     from callysto_infra.environments import Environment
 
-TOKEN_FILE = "hub-api-token"  # noqa: S105 (a file name, not a secret)
 # The hub refuses to start a student's server below this much free space (the 507 page), so a
 # pool with less cannot serve anyone.
 MIN_FREE_BYTES = 512 * 1024
@@ -62,10 +61,6 @@ def hub_url(env: Environment) -> str:
     return f"https://{env.fqdn}/"
 
 
-def token_file(env: Environment):
-    return env.secrets_dir / TOKEN_FILE
-
-
 def _get_json(url: str, timeout: float, token: str | None = None) -> tuple[int, object]:
     # URLs are built here from hub_url(): http or https only.
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
@@ -102,15 +97,13 @@ def check_proxy(env: Environment, timeout: float) -> Check:
 
 def check_hub_api(env: Environment, timeout: float) -> Check:
     """The hub's API accepts the operator token (the hub and its database work)."""
-    path = token_file(env)
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError:
+    token = hubapi.read_token(env)
+    if token is None:
         return Check(
             "hub-api",
             False,
-            f"no operator token in {path.name} of '{env.name}': provision the hub "
-            f"(callysto ansible playbook --env {env.name} hub)",
+            f"no operator token (mode 0600) in {hubapi.TOKEN_FILE} of '{env.name}': provision "
+            f"the hub (callysto ansible playbook --env {env.name} hub)",
         )
     url = hub_url(env) + "hub/api/user"
     try:
