@@ -7,7 +7,14 @@ from functools import partial
 import click
 
 from callysto_infra import validate
-from callysto_infra.cli.common import SubGroup, env_option, load_env, not_available, validated
+from callysto_infra.cli.common import (
+    SubGroup,
+    emit_json,
+    env_option,
+    json_option,
+    load_env,
+    validated,
+)
 
 _playbook = validated(partial(validate.name, what="playbook"))
 _group_name = validated(partial(validate.name, what="group"))
@@ -47,16 +54,40 @@ def ansible_args_option(func):
     )(func)  # fmt: skip
 
 
+def _options(group_name=None, check=False, tags=None, extra_vars=(), ansible_args=None):
+    from callysto_infra.ansible import Options
+
+    return Options.parse(
+        check=check, limit=group_name, tags=tags, extra_vars=extra_vars, ansible_args=ansible_args
+    )
+
+
+def _recap(results) -> None:
+    """One line after a playbook: the totals, read from the JSON callback."""
+    totals = {k: results.total(k) for k in ("ok", "changed", "failures", "unreachable", "skipped")}
+    click.echo(
+        "recap: " + " ".join(f"{k.replace('failures', 'failed')}={v}" for k, v in totals.items()),
+        err=True,
+    )
+
+
 @group.command("setup")
 def setup() -> None:
     """Install the pinned Ansible collections into the project."""
-    not_available("ansible setup")
+    from callysto_infra import ansible
+
+    click.echo(ansible.setup())
 
 
 @group.command("list-playbooks")
 def list_playbooks() -> None:
     """List the playbooks with their one-line descriptions."""
-    not_available("ansible list-playbooks")
+    from callysto_infra import ansible
+
+    books = ansible.playbooks()
+    width = max((len(b.name) for b in books), default=0)
+    for book in books:
+        click.echo(f"{book.name:<{width}}  {book.description}")
 
 
 @group.command("list-tasks")
@@ -64,18 +95,33 @@ def list_playbooks() -> None:
 @click.argument("playbook", callback=_playbook)
 def list_tasks(env_name: str | None, playbook: str) -> None:
     """List the tasks of PLAYBOOK."""
-    load_env(env_name)
-    not_available("ansible list-tasks")
+    from callysto_infra import ansible
+
+    env = load_env(env_name)
+    click.echo(ansible.list_tasks(env, playbook), nl=False)
 
 
 @group.command("hosts")
 @env_option
 @group_option
 @click.option("--playbook", metavar="PLAYBOOK", callback=_playbook, help="Hosts PLAYBOOK runs on.")
-def hosts(env_name: str | None, group_name: str | None, playbook: str | None) -> None:
+@json_option
+def hosts(
+    env_name: str | None, group_name: str | None, playbook: str | None, as_json: bool
+) -> None:
     """List the environment's hosts (of a group, or of a playbook)."""
-    load_env(env_name)
-    not_available("ansible hosts")
+    from callysto_infra import ansible
+
+    env = load_env(env_name)
+    if playbook:
+        names = ansible.list_playbook_hosts(env, playbook, _options(group_name))
+    else:
+        names = ansible.load_inventory(env).hosts(group_name)
+    if as_json:
+        emit_json(names)
+    else:
+        for name in names:
+            click.echo(name)
 
 
 @group.command("ping")
@@ -83,8 +129,12 @@ def hosts(env_name: str | None, group_name: str | None, playbook: str | None) ->
 @group_option
 def ping(env_name: str | None, group_name: str | None) -> None:
     """Check that Ansible can reach the hosts."""
-    load_env(env_name)
-    not_available("ansible ping")
+    from callysto_infra import ansible
+
+    env = load_env(env_name)
+    results = ansible.run_adhoc(env, group_name or "all", "ansible.builtin.ping")
+    for host in sorted(results.results):
+        click.echo(f"{host}: {results.results[host].get('ping', 'ok')}")
 
 
 @group.command("exec")
@@ -95,8 +145,13 @@ def ping(env_name: str | None, group_name: str | None) -> None:
 @ansible_args_option
 def exec_(env_name, group_name, module, module_args, ansible_args):
     """Run Ansible MODULE (with --args) on the hosts, as root."""
-    load_env(env_name)
-    not_available("ansible exec")
+    from callysto_infra import ansible
+
+    env = load_env(env_name)
+    options = _options(ansible_args=ansible_args)
+    ansible.run_adhoc(
+        env, group_name or "all", module, module_args, options, become=True, stream=True
+    )
 
 
 @group.command("get-ipv4")
@@ -104,9 +159,23 @@ def exec_(env_name, group_name, module, module_args, ansible_args):
 @click.argument("host", callback=validated(validate.host))
 @click.option("--live", is_flag=True, help="Ask the host itself instead of the inventory.")
 def get_ipv4(env_name: str | None, host: str, live: bool) -> None:
-    """Print HOST's public address."""
-    load_env(env_name)
-    not_available("ansible get-ipv4")
+    """Print HOST's public address (from the inventory; --live: the host's default IPv4)."""
+    from callysto_infra import ansible
+
+    env = load_env(env_name)
+    variables = ansible.load_inventory(env).host(host)
+    if not live:
+        click.echo(variables.get("ansible_host", host))
+        return
+    name = variables.get("inventory_hostname", host)
+    results = ansible.run_adhoc(env, name, "ansible.builtin.setup", "filter=ansible_default_ipv4")
+    facts = next(iter(results.results.values()), {}).get("ansible_facts", {})
+    address = facts.get("ansible_default_ipv4", {}).get("address")
+    if not address:
+        from callysto_infra.errors import OperationError
+
+        raise OperationError(f"host '{host}' reported no default IPv4 address")
+    click.echo(address)
 
 
 @group.command("get-ssh-user")
@@ -114,8 +183,16 @@ def get_ipv4(env_name: str | None, host: str, live: bool) -> None:
 @click.argument("host", callback=validated(validate.host))
 def get_ssh_user(env_name: str | None, host: str) -> None:
     """Print HOST's SSH user."""
-    load_env(env_name)
-    not_available("ansible get-ssh-user")
+    from callysto_infra import ansible
+
+    env = load_env(env_name)
+    variables = ansible.load_inventory(env).host(host)
+    if variables.get("ansible_connection") == "local":
+        import getpass
+
+        click.echo(getpass.getuser())
+    else:
+        click.echo(variables.get("ansible_user", "root"))
 
 
 @group.command("playbook")
@@ -131,6 +208,14 @@ def playbook(
     ansible_args: str | None,
     playbook: str,
 ) -> None:
-    """Run PLAYBOOK (a name under playbooks/, e.g. hub) on the environment."""
-    load_env(env_name)
-    not_available("ansible playbook")
+    """Run PLAYBOOK (a name under playbooks/, e.g. hub) on the environment.
+
+    The run's results are also written as JSON to $CALLYSTO_ANSIBLE_RESULTS when it is set.
+    """
+    from callysto_infra import ansible
+
+    env = load_env(env_name)
+    options = _options(group_name, check, tags, extra_vars, ansible_args)
+    if group_name:
+        ansible.load_inventory(env).hosts(group_name)
+    _recap(ansible.run_playbook(env, playbook, options))

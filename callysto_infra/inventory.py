@@ -1,0 +1,117 @@
+"""The Ansible inventory of an environment, built from its Terraform state's `hosts` output (or,
+for a local environment, this machine). The inventory plugin under playbooks/ serves it to Ansible."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from callysto_infra import hubs
+
+if TYPE_CHECKING:
+    from callysto_infra.environments import Environment
+
+# The file Ansible is pointed at. It lives in the environment's directory so that Ansible reads
+# envs/<ENV>/group_vars/ beside it, as for any inventory source.
+SOURCE_NAME = "inventory.callysto.yml"
+SOURCE_TEXT = """\
+# Ansible reads this environment's hubs through the project's inventory plugin, which takes them
+# from the Terraform state's 'hosts' output (a local environment: this machine). Do not edit.
+plugin: callysto
+"""
+
+
+@dataclass
+class Inventory:
+    """Groups with their hosts and variables, and each host's variables."""
+
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    group_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    host_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, host: str, groups: list[str], variables: dict[str, Any]) -> None:
+        self.host_vars.setdefault(host, {}).update(variables)
+        for name in groups:
+            members = self.groups.setdefault(name, [])
+            if host not in members:
+                members.append(host)
+
+
+def source_file(env: Environment) -> str:
+    """The inventory source of ENV, written when missing (its content never varies)."""
+    path = env.path / SOURCE_NAME
+    if not path.exists() or path.read_text(encoding="utf-8") != SOURCE_TEXT:
+        path.write_text(SOURCE_TEXT, encoding="utf-8")
+    return str(path)
+
+
+def env_vars(env: Environment) -> dict[str, Any]:
+    """What every play needs to know about the environment, from env.yaml."""
+    config = env.config
+    variables: dict[str, Any] = {
+        "callysto_env_name": env.name,
+        "callysto_env_type": env.type,
+        "callysto_env_dir": str(env.path.resolve()),
+        "callysto_secrets_dir": str(env.secrets_dir.resolve()),
+        "hub_fqdn": env.fqdn,
+        "hub_pool": config.hub.pool,
+        "hub_refquota": config.hub.refquota,
+        "support_email": config.support_email,
+    }
+    if env.type == "local":
+        local = env.local
+        variables.update(
+            local_port=local.port,
+            local_data_dir=str((env.path / local.data_dir).resolve()),
+            local_vdev_size=local.vdev_size,
+        )
+    return variables
+
+
+def build(env: Environment) -> Inventory:
+    """The inventory of ENV. Raises UsageError when a cloud environment has no state yet."""
+    inventory = Inventory()
+    if env.type == "local":
+        hub = hubs.local_hub(env)
+        inventory.add(
+            hub.name,
+            list(hub.groups),
+            {
+                "ansible_connection": "local",
+                "ansible_host": "127.0.0.1",
+                # Modules run with the same Python as Ansible itself, so nothing else is needed.
+                "ansible_python_interpreter": sys.executable,
+                # Root needs no sudo (and a machine without sudo must still work).
+                "ansible_become": os.geteuid() != 0,
+            },
+        )
+    else:
+        key = env.ssh_key_file
+        for row in hubs.read_state_hosts(env):
+            variables: dict[str, Any] = {
+                "ansible_host": row["address"],
+                "ansible_user": row.get("ssh_user") or "root",
+                "ansible_ssh_common_args": (
+                    f"-o UserKnownHostsFile={env.known_hosts_file.resolve()} "
+                    "-o StrictHostKeyChecking=accept-new"
+                ),
+            }
+            if "ssh_port" in row:
+                variables["ansible_port"] = int(row["ssh_port"])
+            if key.exists():
+                variables["ansible_ssh_private_key_file"] = str(key.resolve())
+            for disk in ("zfs_disk_1", "zfs_disk_2"):
+                if row.get(disk):
+                    variables[disk] = row[disk]
+            groups = list(row.get("groups") or ["hub", env.type, env.name])
+            inventory.add(row["name"], groups, variables)
+    # Environment-wide settings are group variables of <ENV>, so envs/<ENV>/group_vars/ can
+    # override any of them.
+    inventory.groups.setdefault(env.name, [])
+    inventory.group_vars[env.name] = env_vars(env)
+    for host in inventory.host_vars:
+        if host not in inventory.groups[env.name]:
+            inventory.groups[env.name].append(host)
+    return inventory
