@@ -126,6 +126,10 @@ def hub(zfs_daemon):
         assert make.returncode == 0, make.stderr[-3000:]
         yield hub
     finally:
+        # The hub's logs, for a failure to be read after the hub is gone (they hold no address).
+        for log in (hub.data_dir / "jupyterhub" / "log").glob("*.log"):
+            ARTIFACTS.mkdir(exist_ok=True)
+            shutil.copy(log, ARTIFACTS / f"e2e-{log.name}")
         if hub.env_dir.exists():
             hub.callysto("local", "destroy", "--env", ENV_NAME, "--yes")
         if _zpool_exists(pool):
