@@ -85,6 +85,13 @@ class Hub:
         return userhash.targeted_id(salt, env.idp_entity_id, env.sp_entity_id, uid)
 
 
+def save_logs(hub: Hub) -> None:
+    """The hub's logs, to read a failure after the hub is gone (they hold no address)."""
+    for log in (hub.data_dir / "jupyterhub" / "log").glob("*.log"):
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(log, ARTIFACTS / f"e2e-{log.name}")
+
+
 def _zpool_exists(name: str) -> bool:
     probe = subprocess.run(["zpool", "list", "-H", name], capture_output=True, check=False)
     return probe.returncode == 0
@@ -126,10 +133,7 @@ def hub(zfs_daemon):
         assert make.returncode == 0, make.stderr[-3000:]
         yield hub
     finally:
-        # The hub's logs, for a failure to be read after the hub is gone (they hold no address).
-        for log in (hub.data_dir / "jupyterhub" / "log").glob("*.log"):
-            ARTIFACTS.mkdir(exist_ok=True)
-            shutil.copy(log, ARTIFACTS / f"e2e-{log.name}")
+        save_logs(hub)
         if hub.env_dir.exists():
             hub.callysto("local", "destroy", "--env", ENV_NAME, "--yes")
         if _zpool_exists(pool):
@@ -355,6 +359,7 @@ def test_stop_keeps_the_students_files(hub):
 
 
 def test_destroy_removes_the_pool_and_its_files(hub):
+    save_logs(hub)
     refused = hub.callysto("local", "destroy", "--env", ENV_NAME, input="no\n")
     assert refused.returncode == 1
     assert _zpool_exists(hub.pool)
