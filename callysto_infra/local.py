@@ -66,6 +66,19 @@ def load_local(name: str | None) -> Environment:
     return env
 
 
+def check_reachable(env: Environment) -> None:
+    """Students' servers run as an unprivileged user from the hub's files in the data directory,
+    so every directory above it must let others through (a clone under /root would not)."""
+    directory = data_dir(env).resolve()
+    for parent in [directory, *directory.parents]:
+        if parent.exists() and not parent.stat().st_mode & 0o001:
+            raise UsageError(
+                f"students' servers could not reach {directory}: {parent} is closed to other "
+                f"users; set local.data_dir in {env.path / environments.ENV_FILE} to a directory "
+                "they can reach (e.g. /var/lib/callysto/local) or run 'chmod o+x' on it"
+            )
+
+
 def bootstrap(say: Say) -> None:
     """Install the Debian packages a local hub needs (zfs-fuse, node and npm, ...)."""
     say("checking the system packages a local hub needs (scripts/bootstrap-system)")
@@ -91,6 +104,7 @@ def up(name: str | None, say: Say, *, install: bool = True) -> Up:
     env, created = ensure_env(name)
     if created:
         say(f"created environment '{env.name}' in {env.path}")
+    check_reachable(env)
     if install:
         bootstrap(say)
     provision(env, say)
