@@ -231,6 +231,7 @@ def test_student_signs_in_as_the_saml_hash_and_the_server_starts(hub, student):
     assert user["name"] == expected
     assert user["servers"][""]["ready"] is True
     student.wait_for_selector(".jp-LabShell", timeout=120_000)  # JupyterLab itself is up
+    student.wait_for_selector("#jupyterlab-splash", state="detached", timeout=120_000)
     student.screenshot(path=str(ARTIFACTS / "server-started.png"))
 
 
