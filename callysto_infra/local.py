@@ -150,6 +150,18 @@ def _destroy_pool(pool: str) -> None:
     raise OperationError(f"pool '{pool}' could not be destroyed: {runner.last_line(result)}")
 
 
+def _remove_empty_mountpoints(mountpoint: str) -> None:
+    # zfs-fuse leaves the pool's (now empty) mount directories behind.
+    if not mountpoint.startswith("/"):
+        return
+    root = Path(mountpoint)
+    for directory in sorted(root.glob("**/"), key=lambda p: len(p.parts), reverse=True):
+        try:
+            directory.rmdir()  # only ever removes an empty directory
+        except OSError:
+            return
+
+
 def _stop_own_zfs_daemon(directory: Path, say: Say) -> None:
     """Stop the zfs-fuse daemon the playbook started for this environment (its pid file is in the
     data directory), unless other pools still need it. A daemon started otherwise is left alone."""
@@ -218,8 +230,10 @@ def destroy(env: Environment, say: Say) -> None:
                 f"pool '{pool}' is not made of the files in {directory} "
                 f"({', '.join(foreign) or 'no file vdevs'}): it was left alone"
             )
+        mounted = runner.run(["zfs", "get", "-H", "-o", "value", "mountpoint", pool], check=False)
         say(f"destroying pool '{pool}'")
         _destroy_pool(pool)
+        _remove_empty_mountpoints(mounted.stdout.strip())
     _stop_own_zfs_daemon(directory, say)
     if directory.is_dir():
         say(f"removing {directory}")

@@ -375,4 +375,5 @@ def test_destroy_removes_the_pool_and_its_files(hub):
     assert result.returncode == 0, result.stderr
     assert not _zpool_exists(hub.pool)
     assert not hub.data_dir.exists()
+    assert not hub.mountpoint.exists()
     assert (hub.env_dir / "env.yaml").exists()
