@@ -27,8 +27,7 @@ REQUIREMENTS_FILE = PLAYBOOKS_DIR / "requirements.yml"
 COLLECTIONS_DIR = PROJECT_DIR / ".cache" / "ansible" / "collections"
 RESULTS_VAR = "CALLYSTO_ANSIBLE_RESULTS"
 INSTALL_HINT = "install the project (pip install -e .), which brings ansible-core"
-# Playbooks that exist for other tools (Packer) still show in the list; files starting with '_'
-# are pieces of other playbooks.
+# A playbook's description: its first '## ' line. Files starting with '_' are pieces of others.
 _DESCRIPTION = re.compile(r"^##\s*(.+?)\s*$")
 
 
@@ -281,7 +280,7 @@ def execute(argv: Sequence[str], *, stream: bool = True) -> Results:
     """Run an Ansible command; its results come from the JSON callback. Fails in one line when a
     host was unreachable or a task failed."""
     keep = os.environ.get(RESULTS_VAR)
-    with tempfile.TemporaryDirectory(prefix="callysto-ansible-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="callysto-results-") as tmp:
         path = Path(keep) if keep else Path(tmp) / "results.json"
         path.unlink(missing_ok=True)
         proc = runner.run(argv, check=False, capture=not stream, env=environment(str(path)))

@@ -59,7 +59,7 @@ class ZfsHomeSpawner(LocalProcessSpawner):
         probe = _zfs("get", "-H", "-p", "-o", "property,value", "available,readonly,mountpoint",
                      self.dataset)  # fmt: skip
         if probe.returncode != 0:
-            raise HomeUnavailable(f"your home cannot be read: {probe.stderr.strip()}")
+            raise HomeUnavailable(f"Your home cannot be read: {probe.stderr.strip()}")
         return dict(line.split("\t", 1) for line in probe.stdout.splitlines() if "\t" in line)
 
     def ensure_home(self) -> str:
@@ -68,18 +68,18 @@ class ZfsHomeSpawner(LocalProcessSpawner):
         if _zfs("list", "-H", "-o", "name", dataset).returncode != 0:
             created = _zfs("create", "-o", f"refquota={self.refquota}", dataset)
             if created.returncode != 0:
-                raise HomeUnavailable(f"your home could not be created: {created.stderr.strip()}")
+                raise HomeUnavailable(f"Your home could not be created: {created.stderr.strip()}")
             self.log.info("created %s with refquota %s", dataset, self.refquota)
         props = self.home_properties()
         home = props["mountpoint"]
         readonly = HomeUnavailable(
-            "your home is read-only at the moment, so your server cannot start"
+            "Your home is read-only at the moment, so your server cannot start"
         )
         if props.get("readonly") == "on":
             raise readonly
         if int(props.get("available", "0")) < self.min_free_bytes:
             raise HomeUnavailable(
-                "your home is full: delete some files (or ask for more space) before starting again"
+                "Your home is full: delete some files (or ask for more space) before starting again"
             )
         user = pwd.getpwnam(self.run_as_user)
         try:
