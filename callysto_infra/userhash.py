@@ -4,7 +4,7 @@ each sign-in source feeds into it."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,18 +41,24 @@ class Hasher:
         src = _entity_id(_IDP_SET, self.idp_entity_id)
         dst = _entity_id(_SP_SET, self.sp_entity_id)
         prefix = b"uidhashbase" + self.salt.encode() + _netstring(src) + _netstring(dst)
+        # SHA-1 is SimpleSAMLphp's format for these identifiers, not a choice made here.
         object.__setattr__(self, "_prefix", hashlib.sha1(prefix, usedforsecurity=False))
         object.__setattr__(self, "_suffix", self.salt.encode())
 
     def targeted_id(self, user_id: str) -> str:
-        digest = self._prefix.copy()  # type: ignore[attr-defined]
-        digest.update(_netstring(user_id.encode()))
-        digest.update(self._suffix)  # type: ignore[attr-defined]
-        return digest.hexdigest()
+        return self.many([user_id])[0]
 
-    def many(self, user_ids: Iterable[str]) -> Iterator[str]:
+    def many(self, user_ids: Iterable[str]) -> list[str]:
+        """Hashes of USER_IDS, in order: the salt and entity IDs are hashed once, not per user."""
+        base = self._prefix  # type: ignore[attr-defined]
+        salt = self._suffix  # type: ignore[attr-defined]
+        hashes = []
         for user_id in user_ids:
-            yield self.targeted_id(user_id)
+            raw = user_id.encode()
+            digest = base.copy()
+            digest.update(b"%d:%s%s" % (len(raw), raw, salt))
+            hashes.append(digest.hexdigest())
+        return hashes
 
 
 def targeted_id(salt: str, idp_entity_id: str, sp_entity_id: str, user_id: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -21,7 +22,6 @@ from callysto_infra.hubs import Hub
 BANNED = "callysto:banned"
 PROPERTIES = ("used", "referenced", "refquota", "available", "readonly", BANNED)
 SNAPSHOT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}$")
-ZFS_HINT = "install ZFS on the hub (OpenZFS, or zfs-fuse for a local environment)"
 
 
 def home_of(pool: str, user_hash: str) -> str:
@@ -63,6 +63,16 @@ class Home:
 
 def _zfs(hub: Hub, *args: str, check: bool = True) -> runner.Result:
     return hub.run(["zfs", *args], check=check)
+
+
+def _zfs_patiently(hub: Hub, *args: str, attempts: int = 10) -> runner.Result:
+    """A zfs command that zfs-fuse may refuse as 'busy' for a moment after an unmount."""
+    for attempt in range(attempts):
+        result = _zfs(hub, *args, check=False)
+        if result.ok or "busy" not in result.stderr or attempt == attempts - 1:
+            return result
+        time.sleep(0.5)
+    return result
 
 
 def _missing(result: runner.Result) -> bool:
@@ -147,7 +157,7 @@ class Lookup:
     unreachable: dict[str, str]  # hub name -> why
 
 
-def _ask_all(hubs: Sequence[Hub], question) -> tuple[list, dict[str, str]]:
+def ask_every_hub(hubs: Sequence[Hub], question) -> tuple[list, dict[str, str]]:
     """Ask every hub at once (one round trip each); collect answers and the hubs that failed."""
     answers: list = []
     failed: dict[str, str] = {}
@@ -168,7 +178,7 @@ def _ask_all(hubs: Sequence[Hub], question) -> tuple[list, dict[str, str]]:
 
 
 def lookup(hubs: Sequence[Hub], pool: str, user_hash: str) -> Lookup:
-    answers, failed = _ask_all(hubs, lambda hub: get_home(hub, pool, user_hash))
+    answers, failed = ask_every_hub(hubs, lambda hub: get_home(hub, pool, user_hash))
     return Lookup(found=[a for a in answers if a is not None], unreachable=failed)
 
 
@@ -284,13 +294,15 @@ def delete_home(hub: Hub, home: Home) -> Deleted:
     snapshot_name = f"callysto-delete-{stamp}"
     _zfs(hub, "snapshot", f"{home.name}@{snapshot_name}")
     kept = f"{keep_root}/{stamp}"
+    if _exists(hub, kept):  # deleted twice within a second
+        kept = f"{kept}-{uuid.uuid4().hex[:6]}"
     unmount = _zfs(hub, "unmount", home.name, check=False)
     if not unmount.ok and _value(hub, home.name, "mounted") == "yes":
         raise OperationError(
             f"{home.name} on hub '{hub.name}' is busy ({runner.last_line(unmount)}): stop the "
             f"student's server and try again; snapshot {home.name}@{snapshot_name} was kept"
         )
-    moved = _zfs(hub, "rename", home.name, kept, check=False)
+    moved = _zfs_patiently(hub, "rename", home.name, kept)
     if not moved.ok:
         _zfs(hub, "mount", home.name, check=False)  # leave the home as it was
         raise OperationError(
@@ -342,18 +354,21 @@ def check_snapshot_spec(spec: str, pool: str, user_hash: str) -> str:
 
 
 def find_snapshot(hubs: Sequence[Hub], pool: str, user_hash: str, spec: str) -> tuple[Hub, str]:
-    """The hub and full name of the snapshot SPEC of USER_HASH; the newest when a bare name
-    matches several (a home deleted twice keeps two former homes)."""
+    """The hub and full name of the snapshot SPEC of USER_HASH. A bare name that matches several
+    (the same backup snapshot kept by two former homes) must be given in full."""
     check_snapshot_spec(spec, pool, user_hash)
-    answers, failed = _ask_all(hubs, lambda hub: (hub, user_snapshots(hub, pool, user_hash)))
+    answers, failed = ask_every_hub(hubs, lambda hub: (hub, user_snapshots(hub, pool, user_hash)))
     matches = [
         (hub, snap)
         for hub, snaps in answers
         for snap in snaps
         if snap == spec or ("@" not in spec and snap.endswith("@" + spec))
     ]
+    if len(matches) > 1:
+        names = ", ".join(f"{snap} on {hub.name}" for hub, snap in matches)
+        raise UsageError(f"snapshot '{spec}' is ambiguous ({names}): give its full name")
     if matches:
-        return matches[-1]
+        return matches[0]
     if failed:
         raise OperationError(
             f"snapshot '{spec}' was not found on the hubs that answered; {next(iter(failed.values()))}"
@@ -406,7 +421,7 @@ def restore_home(hub: Hub, pool: str, user_hash: str, snapshot: str, refquota: s
     try:
         hub.run(["rsync", "-a", "--delete", f"{mount}/", f"{target}/"])
     finally:
-        _zfs(hub, "destroy", "-f", clone, check=False)
+        _zfs_patiently(hub, "destroy", "-f", clone)
         hub.run(["rmdir", mount], check=False)
     return Restored(hub=hub.name, home=home_name, source=snapshot, previous=previous)
 

@@ -109,7 +109,18 @@ def make_pool(directory: Path, name: str | None = None, size: str = "128M") -> P
 
 
 def destroy_pool(pool: Pool) -> None:
-    subprocess.run(["zpool", "destroy", "-f", pool.name], capture_output=True, check=False)
+    # zfs-fuse answers "pool is busy" for a moment after its datasets were last used (longer on
+    # a loaded machine), so one attempt leaves pools behind in the shared daemon.
+    for _ in range(60):
+        done = subprocess.run(
+            ["zpool", "destroy", "-f", pool.name], capture_output=True, check=False
+        )
+        gone = subprocess.run(["zpool", "list", "-H", pool.name], capture_output=True, check=False)
+        if done.returncode == 0 or gone.returncode != 0:
+            break
+        time.sleep(0.5)
+    else:
+        raise RuntimeError(f"pool {pool.name} could not be destroyed: {done.stderr.strip()}")
     for vdev in pool.vdevs:
         vdev.unlink(missing_ok=True)
 

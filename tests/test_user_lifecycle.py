@@ -221,3 +221,24 @@ def test_findhash_names_the_hub_that_holds_the_home(callysto, env, zfs_pool):
         user_hash,
         f"hub: localhost holds {zfs_pool.name}/home/{user_hash}",
     ]
+
+
+def test_a_home_deleted_twice_keeps_both_and_an_ambiguous_name_is_refused(callysto, env, zfs_pool):
+    dataset = f"{zfs_pool.name}/home/{A}"
+    kept = {}  # former home -> the version it held
+    for version in ("first", "second"):
+        path = make_home(zfs_pool, A)
+        (path / "v.txt").write_text(version)
+        subprocess.run(["zfs", "snapshot", f"{dataset}@callysto-1"], check=True)
+        done = callysto("user", "delete-home", "--env", "local", "--yes", A, A)
+        assert done.returncode == 0, done.stderr
+        line = next(x for x in done.stdout.splitlines() if x.startswith("kept: "))
+        kept[line.removeprefix("kept: ").split("@")[0]] = version
+    assert len(kept) == 2
+    ambiguous = callysto("user", "restore-home", "--env", "local", "--from", "callysto-1", A)
+    assert ambiguous.returncode == 2 and "ambiguous" in ambiguous.stderr and not exists(dataset)
+    for former, version in kept.items():
+        done = callysto("user", "restore-home", "--env", "local", "--from",
+                        f"{former}@callysto-1", A)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert files(home_dir(zfs_pool, A)) == {"v.txt": version}

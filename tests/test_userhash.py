@@ -6,7 +6,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import random
 import subprocess
 from pathlib import Path
@@ -168,8 +167,8 @@ def test_findhash_refuses_what_is_not_an_address(callysto, dev_env, address):
 
 def test_roster_becomes_a_csv_of_email_and_hash(callysto, dev_env, tmp_path):
     roster = tmp_path / "class.txt"
-    addresses = ["Ada@School.ca", "bob@school.ca", "zoë@école.ca"]
-    roster.write_text("# grade 7\n" + "\n".join(addresses[:2]) + "\n\n" + addresses[2] + "\n")
+    addresses = ["Ada@School.ca", "bob@school.ca", "zoë@école.ca", "o,brien@school.ca"]
+    roster.write_text("# grade 7\n" + "\n".join(addresses[:2]) + "\n\n" + "\n".join(addresses[2:]))
     done = callysto("user", "findhash", "--env", "brave-otter", "--file", str(roster))
     assert done.returncode == 0, done.stderr
     rows = list(csv.reader(io.StringIO(done.stdout)))
@@ -206,4 +205,3 @@ def test_roster_output_file_holds_the_csv(callysto, dev_env, tmp_path):
     assert out.read_text() == "email,hash\nada@school.ca,{}\n".format(
         userhash.targeted_id(salt, dev_env.idp_entity_id, dev_env.sp_entity_id, "ada@school.ca")
     )
-    assert os.stat(out).st_size > 0

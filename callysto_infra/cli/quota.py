@@ -133,12 +133,14 @@ def list_(env_name: str | None, host: str | None, as_json: bool) -> None:
 
     env = load_env(env_name)
     candidates = target_hubs(env, host)
-    homes = []
-    for hub in candidates:
-        homes += zfs.list_homes(hub, env.config.hub.pool)  # an unreachable hub: exit 1, named
     if not candidates:
         raise OperationError(f"environment '{env.name}' has no hubs in its Terraform state")
-    homes.sort(key=lambda h: (-h.used, h.name))
+    answers, failed = zfs.ask_every_hub(
+        candidates, lambda hub: zfs.list_homes(hub, env.config.hub.pool)
+    )
+    if failed:  # a partial list would pass for the whole fleet: name the hub instead
+        raise OperationError(next(iter(failed.values())))
+    homes = sorted((h for found in answers for h in found), key=lambda h: (-h.used, h.name))
     if as_json:
         emit_json([h.as_dict() for h in homes])
         return

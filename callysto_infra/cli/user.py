@@ -49,41 +49,50 @@ def _hasher(env_name, salt_file, idp_entity_id, sp_entity_id):
 def _read_roster(path: str) -> list[str]:
     """One address per line; blank lines and # comments are skipped. Every address is checked
     before anything is written, so a bad roster produces no partial CSV."""
+    import re
+
     from callysto_infra.errors import UsageError
 
     try:
         with open(path, encoding="utf-8-sig") as handle:
-            lines = handle.read().splitlines()
+            text = handle.read()
     except OSError as exc:
         raise UsageError(f"roster {path} cannot be read ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise UsageError(f"roster {path} is not UTF-8 text: save it as UTF-8 (CSV UTF-8)") from None
-    addresses = []
-    match = validate.EMAIL_RE.match
-    for number, line in enumerate(lines, 1):
-        address = line.strip()
-        if not address or address.startswith("#"):
-            continue
-        if not match(address) or len(address) > 254:
-            raise UsageError(
-                f"roster {path} line {number}: '{address}' is not an e-mail address "
-                "(one address per line): nothing was written"
-            )
-        addresses.append(address)
+    # validate.email's own pattern, run over the whole file at once: a class of 100,000 stays fast.
+    address = validate.EMAIL_RE.pattern.removeprefix("^").removesuffix("$")
+    bad = re.search(rf"^(?![ \t]*(?:#.*)?\r?$)(?![ \t]*{address}[ \t]*\r?$).*$", text, re.M)
+    lines = [line.strip() for line in text.splitlines()]
+    addresses = [line for line in lines if line and not line.startswith("#")]
+    too_long = next((a for a in addresses if len(a) > 254), None)
+    if bad is not None or too_long is not None:
+        number = text.count("\n", 0, bad.start()) + 1 if bad else lines.index(too_long) + 1
+        shown = bad.group(0).strip() if bad else too_long
+        raise UsageError(
+            f"roster {path} line {number}: '{shown}' is not an e-mail address "
+            "(one address per line): nothing was written"
+        )
     return addresses
 
 
-def _write_roster(rows, output: str | None) -> None:
+def _write_roster(addresses: list[str], hashes: list[str], output: str | None) -> None:
+    """CSV 'email,hash'. Addresses hold no quotes or line breaks (validate.email), so only one
+    with a comma needs CSV quoting; without any, plain lines are the same CSV, three times faster."""
     import csv
+    import io
 
-    handle = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
-    try:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["email", "hash"])
-        writer.writerows(rows)
-    finally:
-        if output:
-            handle.close()
+    if any("," in a for a in addresses):
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(zip(addresses, hashes, strict=True))
+        body = buffer.getvalue()
+    else:
+        body = "".join(f"{a},{h}\n" for a, h in zip(addresses, hashes, strict=True))
+    if output:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write("email,hash\n" + body)
+    else:
+        sys.stdout.write("email,hash\n" + body)
 
 
 @group.command("findhash")
@@ -129,12 +138,15 @@ def findhash(
 
     if roster is not None:
         addresses = _read_roster(roster)
-        ids = [userhash.user_id(a, source, idp) for a in addresses]
-        rows = zip(addresses, hasher.many(ids), strict=True)
+        if source == "saml":
+            ids = [userhash.user_id(a, source, idp) for a in addresses]
+        else:  # the OAuth user ID is the lower-cased address (userhash.user_id), done in bulk
+            ids = "\n".join(addresses).lower().split("\n") if addresses else []
+        hashes = hasher.many(ids)
         if as_json:
-            emit_json([{"email": a, "hash": h} for a, h in rows])
+            emit_json([{"email": a, "hash": h} for a, h in zip(addresses, hashes, strict=True)])
         else:
-            _write_roster(rows, output)
+            _write_roster(addresses, hashes, output)
         return
 
     user_id = userhash.user_id(email, source, idp)
