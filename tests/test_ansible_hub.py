@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from tests.conftest import CALLYSTO, PROJECT
+from tests.pools import destroy_pool
 
 pytestmark = pytest.mark.slow
 
@@ -152,10 +153,7 @@ def local_hub(zfs_daemon, tmp_path_factory):
         _stop(prefix / "run" / "jupyterhub-proxy.pid")
         for pid in _processes_under(data):
             os.kill(pid, signal.SIGKILL)
-        subprocess.run(["zpool", "destroy", "-f", hub.pool], capture_output=True, check=False)
-        mountpoint = Path(f"/{hub.pool}")
-        if mountpoint.is_dir() and not any(mountpoint.iterdir()):
-            mountpoint.rmdir()
+        destroy_pool(hub.pool)
         daemon = data / "zfs-fuse.pid"  # only when the playbook had to start zfs-fuse itself
         if daemon.exists():
             os.kill(int(daemon.read_text().strip()), signal.SIGTERM)
@@ -307,3 +305,16 @@ def test_student_with_a_read_only_home_sees_the_507_page(local_hub, home):
     assert refused.value.code == 507
     page = refused.value.read().decode()
     assert "Your home is read-only" in page and "support@callysto.ca" in page
+
+
+def test_tokens_never_appear_in_the_output_even_with_diff(local_hub):
+    secrets = [
+        local_hub.token(),
+        (local_hub.data / "jupyterhub" / "secrets" / "proxy-token").read_text().strip(),
+    ]
+    assert all(len(secret) == 64 for secret in secrets)
+    for label, (proc, doc) in local_hub.outcomes.items():
+        text = proc.stdout + proc.stderr + json.dumps(doc)
+        assert not any(secret in text for secret in secrets), label
+    proxy_token = local_hub.data / "jupyterhub" / "secrets" / "proxy-token"
+    assert proxy_token.stat().st_mode & 0o777 == 0o600
