@@ -59,6 +59,8 @@ def env_vars(env: Environment) -> dict[str, Any]:
         "hub_pool": config.hub.pool,
         "hub_refquota": config.hub.refquota,
         "support_email": config.support_email,
+        "saml_idp_entity_id": env.idp_entity_id,
+        "saml_sp_entity_id": env.sp_entity_id,
     }
     if env.type == "local":
         local = env.local

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import click
 
-from callysto_infra.cli.common import SubGroup, env_option, not_available
+from callysto_infra.cli.common import SubGroup, env_option
+
+
+def _say(message: str) -> None:
+    click.echo(f"==> {message}", err=True)
 
 
 @click.group("local", cls=SubGroup)
@@ -14,16 +18,28 @@ def group() -> None:
 
 @group.command("up")
 @env_option
-def up(env_name: str | None) -> None:
+@click.option(
+    "--no-install",
+    is_flag=True,
+    help="Do not run scripts/bootstrap-system (the system packages are there already).",
+)
+def up(env_name: str | None, no_install: bool) -> None:
     """Create the local environment if needed, provision it and wait until the hub answers."""
-    not_available("local hub (make local)")
+    from callysto_infra import local
+
+    done = local.up(env_name, _say, install=not no_install)
+    click.echo(local.sign_in_help(done.env))
 
 
 @group.command("stop")
 @env_option
 def stop(env_name: str | None) -> None:
     """Stop the local hub's services; students' data stays."""
-    not_available("local stop")
+    from callysto_infra import local
+
+    env = local.load_local(env_name)
+    local.stop(env, _say)
+    click.echo(f"The hub of '{env.name}' is stopped; 'make local' starts it again.")
 
 
 @group.command("destroy")
@@ -31,4 +47,20 @@ def stop(env_name: str | None) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask.")
 def destroy(env_name: str | None, yes: bool) -> None:
     """Remove the local hub's pool and its files (asks first)."""
-    not_available("local destroy")
+    from callysto_infra import local
+
+    env = local.load_local(env_name)
+    pool = env.config.hub.pool
+    if not yes:
+        click.echo(
+            f"This destroys pool '{pool}' of '{env.name}' and every student's files in it, "
+            f"and removes {local.data_dir(env)}.",
+            err=True,
+        )
+        answer = click.prompt(f"Type the pool's name ({pool}) to go on", default="", err=True)
+        if answer.strip() != pool:
+            raise click.Abort()
+    local.destroy(env, _say)
+    click.echo(
+        f"Removed the hub of '{env.name}'; its env.yaml and salt stay for the next 'make local'."
+    )

@@ -1,0 +1,195 @@
+"""Is an environment's hub serving? The proxy answers and routes to the hub, the hub's API answers
+to the operator token, the ZFS pool is ONLINE and has room for students to sign in."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+from callysto_infra import hubapi, hubs
+from callysto_infra.errors import CallystoError
+
+if TYPE_CHECKING:
+    from callysto_infra.environments import Environment
+
+# The hub refuses to start a student's server below this much free space (the 507 page), so a
+# pool with less cannot serve anyone.
+MIN_FREE_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Report:
+    env: str
+    url: str
+    attempts: int = 0
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    @property
+    def first_failure(self) -> Check | None:
+        return next((c for c in self.checks if not c.ok), None)
+
+    def as_dict(self) -> dict:
+        return {
+            "env": self.env,
+            "url": self.url,
+            "healthy": self.ok,
+            "attempts": self.attempts,
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+
+def hub_url(env: Environment) -> str:
+    """The address students open: the local port on this machine, else the hub's HTTPS name."""
+    if env.type == "local":
+        return f"http://127.0.0.1:{env.local.port}/"
+    return f"https://{env.fqdn}/"
+
+
+def _get_json(url: str, timeout: float, token: str | None = None) -> tuple[int, object]:
+    # URLs are built here from hub_url(): http or https only.
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    if token:
+        request.add_header("Authorization", f"token {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            body = response.read()
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, None
+
+
+def _http_failure(exc: Exception) -> str:
+    reason = getattr(exc, "reason", exc)
+    return f"no answer ({reason})"
+
+
+def check_proxy(env: Environment, timeout: float) -> Check:
+    """The public address answers with the hub's API root: the proxy is up and routes to the hub."""
+    url = hub_url(env) + "hub/api"
+    try:
+        status, doc = _get_json(url, timeout)
+    except (OSError, urllib.error.URLError) as exc:
+        return Check("proxy", False, f"{url}: {_http_failure(exc)}")
+    if status != 200 or not isinstance(doc, dict) or "version" not in doc:
+        return Check("proxy", False, f"{url} answered HTTP {status}, not the hub's API")
+    return Check("proxy", True, f"{hub_url(env)} routes to JupyterHub {doc['version']}")
+
+
+def check_hub_api(env: Environment, timeout: float) -> Check:
+    """The hub's API accepts the operator token (the hub and its database work)."""
+    token = hubapi.read_token(env)
+    if token is None:
+        return Check(
+            "hub-api",
+            False,
+            f"no operator token (mode 0600) in {hubapi.TOKEN_FILE} of '{env.name}': provision "
+            f"the hub (callysto ansible playbook --env {env.name} hub)",
+        )
+    url = hub_url(env) + "hub/api/user"
+    try:
+        status, doc = _get_json(url, timeout, token)
+    except (OSError, urllib.error.URLError) as exc:
+        return Check("hub-api", False, f"{url}: {_http_failure(exc)}")
+    if status != 200 or not isinstance(doc, dict):
+        return Check("hub-api", False, f"{url} answered HTTP {status} to the operator token")
+    return Check("hub-api", True, f"answers the operator token (as '{doc.get('name', '?')}')")
+
+
+def check_pool(env: Environment, timeout: float) -> list[Check]:
+    """The pool's health and the free space of its home datasets, read as data on each hub."""
+    pool = env.config.hub.pool
+    checks = []
+    for hub in hubs.hubs(env):
+        where = "" if hub.is_local else f" on {hub.name}"
+        try:
+            listed = hub.run(
+                ["zpool", "list", "-H", "-o", "name,health", pool],
+                check=False,
+                timeout=timeout * 4,
+            )
+        except CallystoError as exc:
+            checks.append(Check("pool", False, str(exc)))
+            continue
+        fields = listed.stdout.strip().split("\t")
+        if not listed.ok or len(fields) != 2:
+            checks.append(Check("pool", False, f"pool '{pool}'{where} is not imported"))
+            continue
+        health = fields[1]
+        checks.append(Check("pool", health == "ONLINE", f"pool '{pool}'{where} is {health}"))
+        got = hub.run(
+            ["zfs", "get", "-H", "-p", "-o", "value", "available", f"{pool}/home"],
+            check=False,
+            timeout=timeout * 4,
+        )
+        value = got.stdout.strip()
+        if not got.ok or not value.isdigit():
+            checks.append(Check("free-space", False, f"dataset '{pool}/home'{where} is missing"))
+            continue
+        free = int(value)
+        checks.append(
+            Check(
+                "free-space",
+                free >= MIN_FREE_BYTES,
+                f"{_human(free)} free for homes in '{pool}/home'{where}",
+            )
+        )
+    return checks
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def check(env: Environment, timeout: float = 5.0) -> Report:
+    """One round of every check."""
+    report = Report(env.name, hub_url(env), attempts=1)
+    report.checks = [check_proxy(env, timeout), check_hub_api(env, timeout)]
+    report.checks += check_pool(env, timeout)
+    return report
+
+
+def wait(
+    env: Environment,
+    attempts: int = 1,
+    timeout: float = 5.0,
+    *,
+    pause: float = 2.0,
+    on_attempt: Callable[[Report], None] | None = None,
+) -> Report:
+    """Check up to ATTEMPTS times, pausing between rounds, until everything is healthy."""
+    report = Report(env.name, hub_url(env))
+    for attempt in range(1, attempts + 1):
+        started = time.monotonic()
+        report = check(env, timeout)
+        report.attempts = attempt
+        if report.ok or attempt == attempts:
+            break
+        if on_attempt is not None:
+            on_attempt(report)
+        time.sleep(max(0.0, pause - (time.monotonic() - started)))
+    return report

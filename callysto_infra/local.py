@@ -1,0 +1,240 @@
+"""A whole hub on this machine (a `local` environment): bring it up with the same hub playbook a
+cloud hub gets, stop it keeping the data, or destroy its pool and files."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from callysto_infra import environments, health, runner
+from callysto_infra.errors import OperationError, UsageError
+
+if TYPE_CHECKING:
+    from callysto_infra.environments import Environment
+
+DEFAULT_NAME = "local"
+BOOTSTRAP = environments.PROJECT_DIR / "scripts" / "bootstrap-system"
+# A fresh hub needs a few seconds after its playbook ends before the proxy routes to it.
+WAIT_ATTEMPTS = 60
+WAIT_TIMEOUT = 5.0
+# In the order they stop: the hub first, so it can stop students' servers through the proxy.
+SERVICES = ("jupyterhub", "jupyterhub-proxy")
+BUSY_RETRIES = 20
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Up:
+    env: Environment
+    created: bool
+    report: health.Report
+
+
+def data_dir(env: Environment) -> Path:
+    """Where the pool's file vdevs live: local.data_dir, relative to the environment."""
+    path = Path(env.local.data_dir)
+    return path if path.is_absolute() else env.path / path
+
+
+def ensure_env(name: str | None) -> tuple[Environment, bool]:
+    """The local environment NAME (default 'local'), created when missing."""
+    name = name or DEFAULT_NAME
+    if name in environments.list_names():
+        env = environments.load(name)
+        if env.type != "local":
+            raise UsageError(
+                f"environment '{name}' is a {env.type} environment, not a local one: "
+                "give a local environment with --env, or omit it to use 'local'"
+            )
+        return env, False
+    return environments.create("local", name), True
+
+
+def load_local(name: str | None) -> Environment:
+    """An existing local environment (for stop and destroy, which never create one)."""
+    name = name or DEFAULT_NAME
+    if name not in environments.list_names():
+        raise UsageError(f"there is no local environment '{name}': 'make local' creates it")
+    env = environments.load(name)
+    if env.type != "local":
+        raise UsageError(f"environment '{name}' is a {env.type} environment, not a local one")
+    return env
+
+
+def check_reachable(env: Environment) -> None:
+    """Students' servers run as an unprivileged user from the hub's files in the data directory,
+    so every directory above it must let others through (a clone under /root would not)."""
+    directory = data_dir(env).resolve()
+    for parent in [directory, *directory.parents]:
+        if parent.exists() and not parent.stat().st_mode & 0o001:
+            raise UsageError(
+                f"students' servers could not reach {directory}: {parent} is closed to other "
+                f"users; set local.data_dir in {env.path / environments.ENV_FILE} to a directory "
+                "they can reach (e.g. /var/lib/callysto/local) or run 'chmod o+x' on it"
+            )
+
+
+def bootstrap(say: Say) -> None:
+    """Install the Debian packages a local hub needs (zfs-fuse, node and npm, ...)."""
+    say("checking the system packages a local hub needs (scripts/bootstrap-system)")
+    result = runner.run([str(BOOTSTRAP)], check=False, capture=False)
+    if not result.ok:
+        raise OperationError(
+            "scripts/bootstrap-system could not install the system packages; run it as root "
+            "(or with sudo) and try again"
+        )
+
+
+def provision(env: Environment, say: Say) -> None:
+    """Run the real hub playbook against this machine, through the project's Ansible wrapper."""
+    from callysto_infra import ansible
+
+    say(f"provisioning this machine as the hub of '{env.name}' (playbook hub)")
+    ansible.run_playbook(env, "hub", ansible.Options())
+
+
+def up(name: str | None, say: Say, *, install: bool = True) -> Up:
+    """Create (if missing), provision and wait for the local hub. Running it again changes
+    nothing: the playbook is idempotent and never touches a pool that exists."""
+    env, created = ensure_env(name)
+    if created:
+        say(f"created environment '{env.name}' in {env.path}")
+    check_reachable(env)
+    if install:
+        bootstrap(say)
+    provision(env, say)
+    say(f"waiting for the hub at {health.hub_url(env)}")
+    report = health.wait(env, attempts=WAIT_ATTEMPTS, timeout=WAIT_TIMEOUT)
+    failure = report.first_failure
+    if failure is not None:
+        raise OperationError(
+            f"the local hub did not become healthy: {failure.name}: {failure.detail} "
+            f"(see 'callysto health --env {env.name}')"
+        )
+    return Up(env, created, report)
+
+
+def sign_in_help(env: Environment) -> str:
+    """What a newcomer needs after 'make local': where to go and how to sign in."""
+    url = health.hub_url(env)
+    pool = env.config.hub.pool
+    return "\n".join(
+        [
+            f"The Callysto hub '{env.name}' is running at {url}",
+            "",
+            "Sign in: open that address, pick any of the three sign-in buttons and type an",
+            "e-mail address. No password is asked on a local hub; the address is turned into the",
+            "same anonymous hash the Callysto sign-in service would give, and only the hash is kept.",
+            "",
+            f"Students' homes are ZFS datasets {pool}/home/<hash> with a {env.config.hub.refquota} quota:",
+            f"  callysto quota list --env {env.name}",
+            f"  callysto user findhash --env {env.name} student@example.org",
+            f"  callysto health --env {env.name}",
+            "Stop it with 'make local/stop' (students' files stay); 'make local/destroy' removes it.",
+        ]
+    )
+
+
+def _destroy_pool(pool: str) -> None:
+    # zfs-fuse calls a pool busy for a moment after its datasets were in use: try a few times.
+    for _ in range(BUSY_RETRIES):
+        result = runner.run(["zpool", "destroy", "-f", pool], check=False)
+        if result.ok:
+            return
+        time.sleep(0.5)
+    raise OperationError(f"pool '{pool}' could not be destroyed: {runner.last_line(result)}")
+
+
+def _remove_empty_mountpoints(mountpoint: str) -> None:
+    # zfs-fuse leaves the pool's (now empty) mount directories behind.
+    if not mountpoint.startswith("/"):
+        return
+    root = Path(mountpoint)
+    for directory in sorted(root.glob("**/"), key=lambda p: len(p.parts), reverse=True):
+        try:
+            directory.rmdir()  # only ever removes an empty directory
+        except OSError:
+            return
+
+
+def _stop_own_zfs_daemon(directory: Path, say: Say) -> None:
+    """Stop the zfs-fuse daemon the playbook started for this environment (its pid file is in the
+    data directory), unless other pools still need it. A daemon started otherwise is left alone."""
+    pidfile = directory / "zfs-fuse.pid"
+    if not pidfile.exists():
+        return
+    others = runner.run(["zpool", "list", "-H", "-o", "name"], check=False)
+    if others.ok and others.stdout.strip():
+        say("leaving zfs-fuse running: other pools use it")
+        return
+    say("stopping zfs-fuse")
+    runner.run(
+        ["start-stop-daemon", "--stop", "--oknodo", "--pidfile", str(pidfile), "--retry", "TERM/30"]
+    )
+
+
+def pool_vdevs(pool: str) -> list[str] | None:
+    """The file or device paths of POOL's vdevs; None when no such pool is imported."""
+    # zfs-fuse has no 'zpool list -v -H -P'; its 'zpool status' config table names each leaf
+    # vdev by its absolute path in the first column, which is all we read from it.
+    status = runner.run(["zpool", "status", pool], check=False)
+    if not status.ok:
+        return None
+    paths = []
+    for line in status.stdout.splitlines():
+        words = line.split()
+        if words and words[0].startswith("/"):
+            paths.append(words[0])
+    return paths
+
+
+def hub_prefix(env: Environment) -> Path:
+    """Where the jupyterhub role keeps a local hub's files (its jupyterhub_prefix)."""
+    return data_dir(env) / "jupyterhub"
+
+
+def stop(env: Environment, say: Say) -> None:
+    """Stop the hub and then the proxy (the hub stops students' servers as it goes); the pool
+    and every home stay."""
+    run_dir = hub_prefix(env) / "run"
+    for service in SERVICES:
+        pidfile = run_dir / f"{service}.pid"
+        if not pidfile.exists():
+            continue
+        say(f"stopping {service}")
+        runner.run(
+            [
+                runner.which("start-stop-daemon", "install dpkg (it ships start-stop-daemon)"),
+                "--stop", "--oknodo", "--pidfile", str(pidfile),
+                "--retry", "TERM/30/KILL/5", "--remove-pidfile",
+            ]
+        )  # fmt: skip
+
+
+def destroy(env: Environment, say: Say) -> None:
+    """Stop the services, destroy the pool and remove its file vdevs. The environment's settings
+    and salt stay, so the next 'make local' starts afresh with the same user hashes."""
+    stop(env, say)
+    pool = env.config.hub.pool
+    directory = data_dir(env)
+    vdevs = pool_vdevs(pool)
+    if vdevs is not None:
+        foreign = [v for v in vdevs if not Path(v).resolve().is_relative_to(directory.resolve())]
+        if foreign or not vdevs:
+            raise OperationError(
+                f"pool '{pool}' is not made of the files in {directory} "
+                f"({', '.join(foreign) or 'no file vdevs'}): it was left alone"
+            )
+        mounted = runner.run(["zfs", "get", "-H", "-o", "value", "mountpoint", pool], check=False)
+        say(f"destroying pool '{pool}'")
+        _destroy_pool(pool)
+        _remove_empty_mountpoints(mounted.stdout.strip())
+    _stop_own_zfs_daemon(directory, say)
+    if directory.is_dir():
+        say(f"removing {directory}")
+        shutil.rmtree(directory)

@@ -1,0 +1,100 @@
+"""`callysto health`: each check on the real thing it names (a zfs-fuse pool, a port where nothing
+listens), and the one-line failure an operator sees."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import yaml
+
+from callysto_infra import environments, health
+from tests.conftest import make_pool
+
+# A port of the test range where nothing listens.
+SILENT_PORT = 18140
+
+
+def destroy_pool_patiently(name: str) -> None:
+    """zfs-fuse calls a pool busy for a moment after its datasets were mounted."""
+    for _ in range(20):
+        if subprocess.run(["zpool", "destroy", "-f", name], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.5)
+
+
+def local_env(envs_dir, name="site", pool="tank"):
+    env = environments.create("local", name)
+    path = env.path / "env.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["hub"]["pool"] = pool
+    config["local"]["port"] = SILENT_PORT
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return environments.load(name)
+
+
+def test_pool_check_reads_health_and_free_space_of_a_real_pool(envs_dir, zfs_pool):
+    env = local_env(envs_dir, pool=zfs_pool.name)
+    checks = {c.name: c for c in health.check_pool(env, timeout=5)}
+    assert checks["pool"].ok, checks["pool"].detail
+    assert "ONLINE" in checks["pool"].detail
+    assert checks["free-space"].ok
+    assert "MiB free" in checks["free-space"].detail
+
+
+def test_pool_check_fails_when_the_home_dataset_is_missing(envs_dir, zfs_daemon, tmp_path):
+    pool = make_pool(tmp_path)  # no home dataset
+    try:
+        env = local_env(envs_dir, pool=pool.name)
+        checks = {c.name: c for c in health.check_pool(env, timeout=5)}
+        assert checks["pool"].ok
+        assert not checks["free-space"].ok
+        assert "home' is missing" in checks["free-space"].detail
+    finally:
+        destroy_pool_patiently(pool.name)
+
+
+def test_pool_check_fails_for_a_pool_that_is_not_imported(envs_dir, zfs_daemon):
+    env = local_env(envs_dir, pool="cynosuchpool")
+    (check,) = health.check_pool(env, timeout=5)
+    assert not check.ok
+    assert "not imported" in check.detail
+
+
+def test_unhealthy_hub_fails_in_one_line_naming_the_proxy(envs_dir, callysto):
+    local_env(envs_dir)
+    result = callysto("health", "--env", "site", "--timeout", "1")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: the hub of 'site' is not healthy: proxy:")
+    assert f"127.0.0.1:{SILENT_PORT}" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_json_report_lists_every_check_and_still_exits_1(envs_dir, callysto, zfs_pool):
+    local_env(envs_dir, pool=zfs_pool.name)
+    result = callysto("health", "--env", "site", "--json", "--attempts", "2", "--timeout", "0.5")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["healthy"] is False
+    assert report["attempts"] == 2
+    by_name = {c["name"]: c for c in report["checks"]}
+    assert set(by_name) == {"proxy", "hub-api", "pool", "free-space"}
+    assert by_name["pool"]["ok"] is True
+    assert by_name["proxy"]["ok"] is False
+    assert "hub-api-token" in by_name["hub-api"]["detail"]
+
+
+def test_health_of_an_unknown_environment_is_bad_input(envs_dir, callysto):
+    result = callysto("health", "--env", "nowhere")
+    assert result.returncode == 2
+    assert "unknown environment 'nowhere'" in result.stderr
+
+
+def test_hub_url_is_the_local_port_or_the_hubs_https_name(envs_dir):
+    env = local_env(envs_dir)
+    assert health.hub_url(env) == f"http://127.0.0.1:{SILENT_PORT}/"
+    dev = environments.create("dev", "brave-otter")
+    assert health.hub_url(dev) == "https://brave-otter.callysto.farm/"

@@ -1,0 +1,110 @@
+"""`callysto local`: what it refuses before anything runs, and that destroy removes only what is
+the local environment's own (a real zfs-fuse pool)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import yaml
+
+from callysto_infra import environments
+from tests.conftest import make_pool
+
+
+def _zpool_exists(name: str) -> bool:
+    return subprocess.run(["zpool", "list", "-H", name], capture_output=True).returncode == 0
+
+
+def local_env_on(pool_name: str, data_dir: str, name: str = "site"):
+    env = environments.create("local", name)
+    path = env.path / "env.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["hub"]["pool"] = pool_name
+    config["local"]["data_dir"] = data_dir
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return environments.load(name)
+
+
+def test_up_refuses_a_cloud_environment(envs_dir, callysto):
+    environments.create("dev", "brave-otter")
+    result = callysto("local", "up", "--env", "brave-otter", "--no-install")
+    assert result.returncode == 2
+    assert "is a dev environment, not a local one" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_stop_and_destroy_need_an_existing_local_environment(envs_dir, callysto):
+    for command in ("stop", "destroy"):
+        result = callysto("local", command, "--env", "site")
+        assert result.returncode == 2
+        assert "there is no local environment 'site': 'make local' creates it" in result.stderr
+    assert not (envs_dir / "site").exists()
+
+
+def test_stop_without_running_services_changes_nothing(envs_dir, callysto):
+    environments.create("local", "site")
+    result = callysto("local", "stop", "--env", "site")
+    assert result.returncode == 0, result.stderr
+    assert "is stopped" in result.stdout
+
+
+def test_destroy_asks_and_a_wrong_answer_keeps_everything(envs_dir, callysto, zfs_daemon, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    pool = make_pool(data)
+    try:
+        local_env_on(pool.name, str(data))
+        result = callysto("local", "destroy", "--env", "site", input="tank\n")
+        assert result.returncode == 1
+        assert "aborted: nothing was changed" in result.stderr
+        assert _zpool_exists(pool.name)
+        assert all(v.exists() for v in pool.vdevs)
+    finally:
+        subprocess.run(["zpool", "destroy", "-f", pool.name], capture_output=True)
+
+
+def test_destroy_removes_the_environments_own_pool_and_files(
+    envs_dir, callysto, zfs_daemon, tmp_path
+):
+    data = tmp_path / "data"
+    data.mkdir()
+    pool = make_pool(data)
+    try:
+        local_env_on(pool.name, str(data))
+        result = callysto("local", "destroy", "--env", "site", input=f"{pool.name}\n")
+        assert result.returncode == 0, result.stderr
+        assert not _zpool_exists(pool.name)
+        assert not data.exists()
+        assert (envs_dir / "site" / "env.yaml").exists()
+        assert (envs_dir / "site" / "secrets" / "saml-salt").exists()
+    finally:
+        subprocess.run(["zpool", "destroy", "-f", pool.name], capture_output=True)
+
+
+def test_destroy_leaves_a_pool_that_is_not_made_of_its_files(
+    envs_dir, callysto, zfs_pool, tmp_path
+):
+    elsewhere = tmp_path / "other-data"
+    elsewhere.mkdir()
+    local_env_on(zfs_pool.name, str(elsewhere))
+    result = callysto("local", "destroy", "--env", "site", "--yes")
+    assert result.returncode == 1
+    assert f"pool '{zfs_pool.name}' is not made of the files in" in result.stderr
+    assert "it was left alone" in result.stderr
+    assert _zpool_exists(zfs_pool.name)
+    assert elsewhere.exists()
+
+
+def test_up_refuses_a_data_directory_students_servers_cannot_reach(envs_dir, callysto, tmp_path):
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    environments.create("local", "site")
+    local_env_path = envs_dir / "site" / "env.yaml"
+    config = yaml.safe_load(local_env_path.read_text())
+    config["local"]["data_dir"] = str(closed / "data")
+    local_env_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = callysto("local", "up", "--env", "site", "--no-install")
+    assert result.returncode == 2
+    assert f"{closed} is closed to other users" in result.stderr
+    assert "local.data_dir" in result.stderr
+    assert not (closed / "data").exists()
