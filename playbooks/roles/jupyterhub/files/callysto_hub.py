@@ -12,8 +12,6 @@ import re
 import shutil
 import subprocess
 
-from jupyterhub.auth import Authenticator
-from jupyterhub.handlers import BaseHandler
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 from tornado import web
 from traitlets import Integer, Unicode
@@ -115,27 +113,3 @@ class ZfsHomeSpawner(LocalProcessSpawner):
 def ensure_home(spawner: ZfsHomeSpawner) -> None:
     """The pre-spawn hook: the home exists, is writable and has room, or the spawn is refused."""
     spawner.ensure_home()
-
-
-class RemoteUserLoginHandler(BaseHandler):
-    """Sign in whoever the SAML proxy in front says: the user hash in its REMOTE_USER header."""
-
-    async def get(self):
-        name = self.request.headers.get(self.authenticator.header_name, "").strip()
-        user = await self.login_user({"name": name}) if name else None
-        if user is None:
-            raise web.HTTPError(403, "sign in through the Callysto sign-in page")
-        self.redirect(self.get_next_url(user))
-
-
-class RemoteUserAuthenticator(Authenticator):
-    """Trusts the header set by the SAML proxy; the hub is reachable only through it."""
-
-    header_name = Unicode("REMOTE_USER", config=True, help="Header carrying the user hash.")
-
-    def get_handlers(self, app):
-        return [(r"/login", RemoteUserLoginHandler)]
-
-    async def authenticate(self, handler, data):
-        name = (data or {}).get("name", "")
-        return name if USER_HASH.match(name) else None
