@@ -1,9 +1,30 @@
-"""Progress bars for long operations, on stderr and only on a terminal, so stdout stays data."""
+"""How modules report progress: a Say callback for steps (one line each) and an Advance callback
+for bytes moved, which the CLI turns into stderr lines and a bar on a terminal, so stdout stays
+data. Modules never print; they take these callbacks."""
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator
+
+# A step of a long operation, in one line ("stopping zfs-fuse").
+Say = Callable[[str], None]
+# N more bytes moved (drives a progress bar).
+Advance = Callable[[float], None]
+
+
+def quiet(_message: str) -> None:
+    """A Say that says nothing (tests, --json)."""
+
+
+def no_progress(_count: float) -> None:
+    """An Advance that shows nothing."""
+
+
+def to_stderr(message: str) -> None:
+    """The Say of commands run by an operator: one line on stderr."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def human_bytes(count: float) -> str:
