@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 
+from callysto_infra import addresses
 from callysto_infra.errors import UsageError
 
 USER_HASH_RE = re.compile(r"^[0-9a-f]{40}$")
-# Deliberately plain: one @, no spaces or shell metacharacters, a dotted domain.
-EMAIL_RE = re.compile(r"^[^\s@'\"`$;|&<>()\\]+@[^\s@'\"`$;|&<>()\\]+\.[^\s@'\"`$;|&<>()\\]+$")
+EMAIL_RE = addresses.ADDRESS_RE
 ZFS_SIZE_RE = re.compile(r"^(0|[1-9][0-9]*)([KMGTP])?$")
 ENV_NAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
@@ -20,7 +20,7 @@ _SIZE_FACTORS = {None: 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40
 
 
 def env_name(value: str) -> str:
-    if not ENV_NAME_RE.match(value):
+    if not ENV_NAME_RE.fullmatch(value):
         raise UsageError(
             f"invalid environment name '{value}': use lower-case letters, digits and '-', "
             "starting with a letter (it becomes a host name)"
@@ -29,27 +29,32 @@ def env_name(value: str) -> str:
 
 
 def user_hash(value: str) -> str:
-    if not USER_HASH_RE.match(value):
+    if not USER_HASH_RE.fullmatch(value):
         raise UsageError(f"invalid user hash '{value}': expected 40 lower-case hex characters")
     return value
 
 
 def is_user_hash(value: str) -> bool:
-    return bool(USER_HASH_RE.match(value))
+    return bool(USER_HASH_RE.fullmatch(value))
 
 
 def email(value: str) -> str:
-    if not EMAIL_RE.match(value) or len(value) > 254:
-        raise UsageError(f"invalid e-mail address '{value}': expected name@domain")
+    # The message never repeats the value: it may be a student's address.
+    if not addresses.is_email(value):
+        raise UsageError(
+            "invalid e-mail address: expected local-part@domain as RFC 5322 spells it "
+            "(e.g. o'brien+math@school.ca), at most 254 bytes"
+        )
     return value
 
 
 def user_ref(value: str) -> str:
     """A user as operators name one: a 40-hex hash or an e-mail address."""
-    if USER_HASH_RE.match(value) or (EMAIL_RE.match(value) and len(value) <= 254):
+    if is_user_hash(value) or addresses.is_email(value):
         return value
     raise UsageError(
-        f"invalid user '{value}': give a 40-character hex user hash or an e-mail address"
+        "invalid user: give a 40-character hex user hash or an e-mail address "
+        "(the value given is neither; it is not repeated here, as it may be an address)"
     )
 
 
@@ -58,7 +63,7 @@ def zfs_size(value: str) -> str:
     if value == "none":
         return value
     normalized = value.upper() if value[-1:].isalpha() else value
-    if not ZFS_SIZE_RE.match(normalized):
+    if not ZFS_SIZE_RE.fullmatch(normalized):
         raise UsageError(
             f"invalid size '{value}': use a whole number with an optional K, M, G, T or P suffix "
             "(e.g. 2G), or 'none'"
@@ -71,26 +76,26 @@ def zfs_size_bytes(value: str) -> int | None:
     value = zfs_size(value)
     if value == "none":
         return None
-    match = ZFS_SIZE_RE.match(value)
+    match = ZFS_SIZE_RE.fullmatch(value)
     assert match is not None
     return int(match.group(1)) * _SIZE_FACTORS[match.group(2)]
 
 
 def host(value: str) -> str:
-    if not HOST_RE.match(value):
+    if not HOST_RE.fullmatch(value):
         raise UsageError(f"invalid host name '{value}': use letters, digits, '.' and '-'")
     return value
 
 
 def name(value: str, what: str) -> str:
     """A playbook, group, module or similar plain name."""
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         raise UsageError(f"invalid {what} '{value}': use letters, digits, '_', '.' and '-'")
     return value
 
 
 def terraform_address(value: str) -> str:
-    if not TF_ADDRESS_RE.match(value):
+    if not TF_ADDRESS_RE.fullmatch(value):
         raise UsageError(
             f"invalid Terraform address '{value}': expected something like "
             "module.hub.openstack_compute_instance_v2.hub (see 'callysto terraform list-targets')"
