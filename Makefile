@@ -1,8 +1,8 @@
 # callysto-infra: every target calls one `callysto` command (see README.md).
 # Descriptions live here only, after '##' on each target's line; 'make help' reads them.
 #
-# Values reach `callysto` through the environment of the recipe and are quoted there, so
-# nothing typed on the command line is ever parsed by a shell.
+# Values reach `callysto` through the environment of the recipe, unexpanded by make and quoted
+# there, so nothing typed on the command line is ever parsed by make or by a shell.
 
 SHELL := /bin/sh
 .DEFAULT_GOAL := help
@@ -14,10 +14,19 @@ CALLYSTO ?= $(VENV)/bin/callysto
 INSTALLED := $(VENV)/.installed
 INSTALLED_TEST := $(VENV)/.installed-test
 
+# The values operators give. make expands '$' in a value it passes on (ARGS='$(shell ...)' would
+# run a command, 'cost:$5' would lose '$5'), so every variable set on the command line, and those
+# below from the environment, becomes its own text, unexpanded: $(value ...) into a simple
+# variable, which make passes on as it is.
+VALUES := ENV HOST GROUP PLAYBOOK MODULE ARGS ANSIBLE_ARGS TARGET REFQUOTA SNAPSHOT USERHASH EMAIL
 # USER counts only when typed on the make command line: the login shell's $USER is not a student.
-CALLYSTO_USER := $(or $(if $(filter command line,$(origin USER)),$(USER)),$(USERHASH),$(EMAIL))
+CALLYSTO_USER := $(if $(filter command line,$(origin USER)),$(value USER))
+literal = $(eval override $(1) := $$(value $(1)))
+$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(call literal,$(v))))
+$(foreach v,$(VALUES),$(if $(filter environment,$(origin $(v))),$(call literal,$(v))))
+CALLYSTO_USER := $(or $(value CALLYSTO_USER),$(value USERHASH),$(value EMAIL))
 export CALLYSTO_USER
-export ENV HOST GROUP PLAYBOOK MODULE ARGS ANSIBLE_ARGS TARGET REFQUOTA SNAPSHOT
+export $(VALUES)
 
 # $(call opt,VAR,--flag) -> --flag "$VAR" when VAR is set, nothing otherwise.
 opt = $${$(1):+$(2) "$$$(1)"}

@@ -173,3 +173,29 @@ def test_missing_environment_is_reported_by_callysto(envs_dir):
     result = make("terraform/plan")
     assert result.returncode == 2
     assert "use --env NAME (make: ENV=NAME)" in result.stderr
+
+
+@pytest.mark.parametrize("variable", ["ARGS", "ENV", "USER", "EMAIL", "HOST", "TARGET", "ANY_OTHER"])
+def test_make_never_expands_a_value(echo_argv, tmp_path, variable):
+    marker = tmp_path / "pwned"
+    hostile = f"$(shell touch {marker})"
+    for target in ("help", "quota/get"):
+        make(target, "ENV=dev", f"USERHASH={H}", f"{variable}={hostile}", f"CALLYSTO={echo_argv}")
+    assert not marker.exists()
+
+
+def test_dollars_in_a_value_arrive_as_typed(echo_argv):
+    args = "msg=cost:$5,$HOME $$ ${PATH}"
+    result = make(
+        "ansible/exec", "ENV=dev", "MODULE=debug", f"ARGS={args}", f"CALLYSTO={echo_argv}"
+    )
+    assert json.loads(result.stdout) == ["ansible", "exec", "--env", "dev", "debug", "--args", args]
+
+
+def test_a_value_from_the_environment_is_not_expanded_either(echo_argv, tmp_path):
+    marker = tmp_path / "pwned"
+    result = make(
+        "terraform/plan", f"CALLYSTO={echo_argv}", env={"ENV": f"$(shell touch {marker})"}
+    )
+    assert json.loads(result.stdout) == ["terraform", "plan", "--env", f"$(shell touch {marker})"]
+    assert not marker.exists()
