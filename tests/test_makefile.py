@@ -175,7 +175,9 @@ def test_missing_environment_is_reported_by_callysto(envs_dir):
     assert "use --env NAME (make: ENV=NAME)" in result.stderr
 
 
-@pytest.mark.parametrize("variable", ["ARGS", "ENV", "USER", "EMAIL", "HOST", "TARGET", "ANY_OTHER"])
+@pytest.mark.parametrize(
+    "variable", ["ARGS", "ENV", "USER", "EMAIL", "HOST", "TARGET", "ANY_OTHER"]
+)
 def test_make_never_expands_a_value(echo_argv, tmp_path, variable):
     marker = tmp_path / "pwned"
     hostile = f"$(shell touch {marker})"
