@@ -29,7 +29,8 @@ ENV_NAME = "e2e"
 PORT = 18110
 SUPPORT = "help-desk@school.example.ca"
 STUDENT = "Ana.Student@Example.org"
-INSTITUTION_STUDENT = "ben.eleve@ecole.example.ca"
+# An apostrophe and a plus, as school addresses have: the local sign-in takes them.
+INSTITUTION_STUDENT = "o'brien+math@district-3.ca"
 INSTITUTION_IDP = "https://idp.ecole.example.ca/idp/shibboleth"
 ARTIFACTS = PROJECT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
