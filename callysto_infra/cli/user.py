@@ -126,7 +126,7 @@ def findhash(
     With --file ROSTER, hash one address per line and write CSV 'email,hash' (a class list).
     The salt always comes from a file: the environment's secrets/saml-salt, or --salt-file.
     """
-    from callysto_infra import homes, userhash
+    from callysto_infra import userhash
 
     if (email is None) == (roster is None):
         raise click.UsageError("give either an EMAIL or --file ROSTER")
@@ -151,6 +151,8 @@ def findhash(
 
     user_id = userhash.user_id(email, source, idp)
     user_hash = hasher.targeted_id(user_id)
+    from callysto_infra import homes  # a roster never asks the hubs, so only here
+
     where = homes.where_is(env, user_hash) if env is not None else None
     if as_json:
         emit_json({"email": email, "source": source, "user_id": user_id, "hash": user_hash,
