@@ -14,25 +14,20 @@ import re
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from callysto_infra import environments
 from callysto_infra.errors import OperationError, UsageError
+from callysto_infra.progress import Advance, no_progress
+from callysto_infra.sizes import human_size
 
 MANIFEST = "MANIFEST.json"
 ARCHIVE_RE = re.compile(r"^callysto-backup-(\d{8}T\d{6}\.\d{3}Z)\.tar\.gz\.age$")
 AGE_MAGIC = b"age-encryption.org/v1\n"
 FORMAT = 1
-
-Advance = Callable[[float], None]
-
-
-def _no_progress(_n: float) -> None:
-    return None
-
 
 # --- keys ---------------------------------------------------------------------------------------
 
@@ -209,10 +204,8 @@ class Summary:
     removed: list[Path] = field(default_factory=list)
 
     def line(self, verb: str) -> str:
-        from callysto_infra.progress import human_bytes
-
         return (
-            f"{verb} {self.path}: {self.files} files, {human_bytes(self.bytes)}, "
+            f"{verb} {self.path}: {self.files} files, {human_size(self.bytes)}, "
             f"{self.seconds:.1f} s"
         )
 
@@ -258,7 +251,7 @@ def archive_name(now: dt.datetime) -> str:
     return f"callysto-backup-{stamp}.tar.gz.age"
 
 
-def build_tar(files: list[tuple[Path, str]], advance: Advance = _no_progress) -> tuple[bytes, dict]:
+def build_tar(files: list[tuple[Path, str]], advance: Advance = no_progress) -> tuple[bytes, dict]:
     """The gzip'd tar of FILES plus its manifest, in memory, and the manifest."""
     buffer = io.BytesIO()
     manifest: dict = {
@@ -300,7 +293,7 @@ def create(
     destination: Path,
     key: Key,
     keep: int | None = None,
-    advance: Advance = _no_progress,
+    advance: Advance = no_progress,
     root: Path | None = None,
 ) -> Summary:
     """Write one encrypted archive into DESTINATION, then keep only the newest KEEP archives."""
@@ -425,7 +418,7 @@ class Contents:
         return sum(len(data) for _info, data in self.files.values())
 
 
-def check(path: Path, plain: bytes, advance: Advance = _no_progress) -> Contents:
+def check(path: Path, plain: bytes, advance: Advance = no_progress) -> Contents:
     """Every file of the archive against its manifest entry: same set, sizes and SHA-256."""
     manifest = None
     files: dict[str, tuple[tarfile.TarInfo, bytes]] = {}
@@ -454,14 +447,14 @@ def check(path: Path, plain: bytes, advance: Advance = _no_progress) -> Contents
     return Contents(manifest, files)
 
 
-def verify(path: Path, key: Key, advance: Advance = _no_progress) -> Summary:
+def verify(path: Path, key: Key, advance: Advance = no_progress) -> Summary:
     started = time.monotonic()
     contents = check(path, decrypt(path, key), advance)
     return Summary(path, len(contents.files), contents.bytes, time.monotonic() - started)
 
 
 def restore(
-    path: Path, to: Path, key: Key, force: bool = False, advance: Advance = _no_progress
+    path: Path, to: Path, key: Key, force: bool = False, advance: Advance = no_progress
 ) -> Summary:
     """Verify PATH, then write its files under TO (as envs/<ENV>/...). Existing files are never
     overwritten without FORCE; then every written file is read back against the manifest."""

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from callysto_infra import hubapi, hubs
+from callysto_infra import hubapi, hubs, zfs
 from callysto_infra.errors import CallystoError
+from callysto_infra.sizes import human_size
 
 if TYPE_CHECKING:
     from callysto_infra.environments import Environment
@@ -122,27 +123,19 @@ def check_pool(env: Environment, timeout: float) -> list[Check]:
     for hub in hubs.hubs(env):
         where = "" if hub.is_local else f" on {hub.name}"
         try:
-            listed = hub.run(
-                ["zpool", "list", "-H", "-o", "name,health", pool],
-                check=False,
-                timeout=timeout * 4,
-            )
+            health = zfs.pool_health(hub, pool, timeout=timeout * 4)
         except CallystoError as exc:
             checks.append(Check("pool", False, str(exc)))
             continue
-        fields = listed.stdout.strip().split("\t")
-        if not listed.ok or len(fields) != 2:
+        if health is None:
             checks.append(Check("pool", False, f"pool '{pool}'{where} is not imported"))
             continue
-        health = fields[1]
         checks.append(Check("pool", health == "ONLINE", f"pool '{pool}'{where} is {health}"))
-        got = hub.run(
-            ["zfs", "get", "-H", "-p", "-o", "value", "available", f"{pool}/home"],
-            check=False,
-            timeout=timeout * 4,
-        )
-        value = got.stdout.strip()
-        if not got.ok or not value.isdigit():
+        try:
+            value = zfs.get_property(hub, f"{pool}/home", "available", timeout=timeout * 4)
+        except zfs.ZfsError:
+            value = ""
+        if not value.isdigit():
             checks.append(Check("free-space", False, f"dataset '{pool}/home'{where} is missing"))
             continue
         free = int(value)
@@ -150,19 +143,10 @@ def check_pool(env: Environment, timeout: float) -> list[Check]:
             Check(
                 "free-space",
                 free >= MIN_FREE_BYTES,
-                f"{_human(free)} free for homes in '{pool}/home'{where}",
+                f"{human_size(free)} free for homes in '{pool}/home'{where}",
             )
         )
     return checks
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
 
 
 def check(env: Environment, timeout: float = 5.0) -> Report:

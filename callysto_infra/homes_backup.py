@@ -7,27 +7,22 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from callysto_infra import hubs as hubs_module
-from callysto_infra import runner, validate
+from callysto_infra import runner, validate, zfs
 from callysto_infra.environments import Environment
 from callysto_infra.errors import OperationError, UsageError
+from callysto_infra.progress import Advance, no_progress
 
-SNAPSHOT_RE = re.compile(r"^callysto-\d{8}T\d{6}Z$")
-STREAM_RE = re.compile(r"^(callysto-\d{8}T\d{6}Z)\.(?:full|from-(callysto-\d{8}T\d{6}Z))\.zfs$")
+SNAPSHOT_RE = re.compile(r"callysto-\d{8}T\d{6}Z")
+STREAM_RE = re.compile(r"(callysto-\d{8}T\d{6}Z)\.(?:full|from-(callysto-\d{8}T\d{6}Z))\.zfs")
 DATASET_SPEC_RE = re.compile(
-    r"^(?:(?:(?P<user>[a-z_][a-z0-9_-]{0,31})@)?(?P<host>[A-Za-z0-9][A-Za-z0-9.-]{0,252}):)?"
-    r"(?P<dataset>[A-Za-z][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.:-]+)+)$"
+    r"(?:(?:(?P<user>[a-z_][a-z0-9_-]{0,31})@)?(?P<host>[A-Za-z0-9][A-Za-z0-9.-]{0,252}):)?"
+    r"(?P<dataset>[A-Za-z][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.:-]+)+)"
 )
-
-Advance = Callable[[float], None]
-
-
-def _no_progress(_n: float) -> None:
-    return None
 
 
 def snapshot_name(now: dt.datetime | None = None) -> str:
@@ -37,7 +32,7 @@ def snapshot_name(now: dt.datetime | None = None) -> str:
 
 def check_snapshot_name(value: str) -> str:
     name = value.rsplit("@", 1)[-1]
-    if not SNAPSHOT_RE.match(name):
+    if not SNAPSHOT_RE.fullmatch(name):
         raise UsageError(
             f"invalid snapshot name '{value}': expected callysto-YYYYMMDDTHHMMSSZ "
             "(see 'callysto backup homes status')"
@@ -54,66 +49,19 @@ def home_dataset(env: Environment) -> str:
     return f"{env.config.hub.pool}/home"
 
 
-def dataset_exists(hub: hubs_module.Hub, name: str) -> bool:
-    result = hub.run(["zfs", "list", "-H", "-o", "name", name], check=False)
-    return result.ok and result.stdout.strip() == name
-
-
 def snapshots(hub: hubs_module.Hub, dataset: str) -> list[str]:
     """Our snapshots of DATASET itself (not its children), oldest first."""
-    result = hub.run(
-        ["zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-d", "1", dataset], check=False
-    )
-    if not result.ok:
-        if "does not exist" in result.stderr:
-            return []
-        raise OperationError(f"cannot list snapshots of {dataset}: {runner.last_line(result)}")
-    names = []
-    for line in result.stdout.splitlines():
-        owner, _, snap = line.strip().partition("@")
-        if owner == dataset and SNAPSHOT_RE.match(snap):
-            names.append(snap)
-    return sorted(names)
+    names = [full.partition("@")[2] for full in zfs.snapshots(hub, dataset)]
+    return sorted(name for name in names if SNAPSHOT_RE.fullmatch(name))
 
 
-def destroy(hub: hubs_module.Hub, dataset: str, attempts: int = 10) -> bool:
-    """Destroy DATASET and its children; True when it is gone. A dataset just read through its
-    mount can be briefly busy (zfs-fuse in particular), so unmount and try again a few times."""
-    for attempt in range(attempts):
-        result = hub.run(["zfs", "destroy", "-r", dataset], check=False)
-        if result.ok or not dataset_exists(hub, dataset):
-            return True
-        if "busy" not in result.stderr:
-            break
-        hub.run(["zfs", "unmount", "-f", dataset], check=False)
-        time.sleep(0.2 * (attempt + 1))
-    return False
-
-
-def mountpoint(hub: hubs_module.Hub, dataset: str) -> str:
-    result = hub.run(["zfs", "get", "-H", "-p", "-o", "value", "mountpoint", dataset])
-    value = result.stdout.strip()
-    if not value.startswith("/"):
-        raise OperationError(f"{dataset} is not mounted (mountpoint {value!r})")
-    return value
-
-
-_RECEIVE_FLAGS: dict[str, tuple[str, ...]] = {}
-
-
-def receive_flags(machine: hubs_module.Hub, mount: bool = False) -> tuple[str, ...]:
-    """Flags that keep a received replica from mounting where the sender's home was mounted.
-
-    OpenZFS (which has `zfs version`) takes -u (do not mount now) and -x mountpoint (inherit it
-    from the receiving parent); zfs-fuse has neither, and mounts under the parent already when
-    the sender's mountpoint is inherited, as it is for <pool>/home by default. MOUNT: a restore
-    needs the received files mounted to copy them."""
-    key = f"{machine.ssh_user}@{machine.address}"
-    if key not in _RECEIVE_FLAGS:
-        openzfs = machine.run(["zfs", "version"], check=False).ok
-        _RECEIVE_FLAGS[key] = ("-u", "-x", "mountpoint") if openzfs else ()
-    flags = _RECEIVE_FLAGS[key]
-    return tuple(f for f in flags if f != "-u") if mount else flags
+def _removed(hub: hubs_module.Hub, dataset: str) -> bool:
+    """Destroy DATASET and its children; True when it is gone, False when it stays."""
+    try:
+        zfs.destroy(hub, dataset, recursive=True)
+    except zfs.ZfsError:
+        return False
+    return True
 
 
 # --- destinations -------------------------------------------------------------------------------
@@ -175,7 +123,7 @@ class DirectoryDestination(Destination):
         folder = self.folder(hub)
         if folder.is_dir():
             for path in sorted(folder.iterdir()):
-                match = STREAM_RE.match(path.name)
+                match = STREAM_RE.fullmatch(path.name)
                 if match and path.is_file():
                     found[match.group(1)] = (path, match.group(2))
         return found
@@ -215,7 +163,7 @@ class DirectoryDestination(Destination):
         kind = "full" if base is None else f"from-{base}"
         target = folder / f"{new}.{kind}.zfs"
         partial = folder / f".{target.name}.partial"
-        argv = ["zfs", "send", "-R", *(["-I", f"{home}@{base}"] if base else []), f"{home}@{new}"]
+        argv = zfs.send_argv(home, new, replicate=True, base=base)
         try:
             with partial.open("wb") as out:
                 moved = runner.transfer(on_hub(hub, argv), out, on_bytes=advance)
@@ -234,7 +182,7 @@ class DirectoryDestination(Destination):
             return []
         oldest_kept = complete[-self.keep]
         chain = self._chain(streams, oldest_kept) or []
-        first_needed = STREAM_RE.match(chain[0].name).group(1)  # type: ignore[union-attr]
+        first_needed = STREAM_RE.fullmatch(chain[0].name).group(1)  # type: ignore[union-attr]
         removed = []
         for snap, (path, _base) in sorted(streams.items()):
             if snap < first_needed:
@@ -250,13 +198,7 @@ class DirectoryDestination(Destination):
         for number, path in enumerate(chain):
             # zfs-fuse and OpenZFS both count a just-received, mounted dataset as modified;
             # -F rolls it back to the snapshot the next incremental starts from.
-            receive = [
-                "zfs",
-                "receive",
-                *receive_flags(hub, mount=True),
-                *(["-F"] if number else []),
-                target,
-            ]
+            receive = zfs.receive_argv(hub, target, force=number > 0, mount=True)
             with path.open("rb") as stream_file:
                 moved += runner.transfer(stream_file, on_hub(hub, receive), on_bytes=advance)
         return moved, f"{target}/{user}" if user else target
@@ -299,32 +241,30 @@ class DatasetDestination(Destination):
 
     def send(self, hub, home, new, base, advance) -> int:
         machine, target = self.machine, self.target(hub)
-        if base is None and dataset_exists(machine, target):
+        if base is None and zfs.exists(machine, target):
             raise OperationError(
                 f"{self} holds {target} but no snapshot that hub {hub.name} still has, so "
                 "nothing can be sent incrementally; rename or destroy it there, then run again"
             )
-        if not dataset_exists(machine, self.dataset):
-            machine.run(["zfs", "create", "-p", self.dataset])
-        send = ["zfs", "send", "-R", *(["-I", f"{home}@{base}"] if base else []), f"{home}@{new}"]
-        receive = ["zfs", "receive", *receive_flags(machine), *(["-F"] if base else []), target]
+        if not zfs.exists(machine, self.dataset):
+            zfs.create(machine, self.dataset, parents=True)
+        send = zfs.send_argv(home, new, replicate=True, base=base)
+        receive = zfs.receive_argv(machine, target, force=base is not None)
         return runner.transfer(on_hub(hub, send), on_hub(machine, receive), on_bytes=advance)
 
     def has_user(self, hub, snapshot, user) -> bool | None:
         return snapshot in snapshots(self.machine, f"{self.target(hub)}/{user}")
 
     def receive(self, hub, snapshot, target, user, advance) -> tuple[int, str]:
-        source = (
-            f"{self.target(hub)}/{user}@{snapshot}" if user else f"{self.target(hub)}@{snapshot}"
-        )
-        send = ["zfs", "send", *([] if user else ["-R"]), source]
-        receive = ["zfs", "receive", *receive_flags(hub, mount=True), target]
+        source = f"{self.target(hub)}/{user}" if user else self.target(hub)
+        send = zfs.send_argv(source, snapshot, replicate=user is None)
+        receive = zfs.receive_argv(hub, target, mount=True)
         moved = runner.transfer(on_hub(self.machine, send), on_hub(hub, receive), on_bytes=advance)
         return moved, target
 
 
 def parse_dataset_spec(spec: str) -> DatasetDestination:
-    match = DATASET_SPEC_RE.match(spec)
+    match = DATASET_SPEC_RE.fullmatch(spec)
     if not match:
         raise UsageError(
             f"invalid dataset destination '{spec}': expected pool/dataset or "
@@ -380,7 +320,7 @@ class HubBackup:
 
 
 def _require_home(hub: hubs_module.Hub, home: str) -> None:
-    if not dataset_exists(hub, home):
+    if not zfs.exists(hub, home):
         raise OperationError(f"hub '{hub.name}' has no dataset {home}: is its pool set up?")
 
 
@@ -389,7 +329,7 @@ def backup_hub(
     hub: hubs_module.Hub,
     dest: Destination,
     keep: int | None = None,
-    advance: Advance = _no_progress,
+    advance: Advance = no_progress,
 ) -> HubBackup:
     """Snapshot HUB's home recursively, send it (incrementally when a common snapshot exists),
     then prune. A failed send destroys the new snapshot again: the hub is left as it was."""
@@ -404,11 +344,11 @@ def backup_hub(
     while new in present or new == base:
         time.sleep(0.2)  # names have a resolution of one second
         new = snapshot_name()
-    hub.run(["zfs", "snapshot", "-r", f"{home}@{new}"])
+    zfs.snapshot(hub, f"{home}@{new}", recursive=True)
     try:
         moved = dest.send(hub, home, new, base, advance)
     except BaseException:
-        destroy(hub, f"{home}@{new}")
+        _removed(hub, f"{home}@{new}")
         raise
     pruned = prune_hub(hub, home, keep)
     pruned_dest = dest.prune(hub)
@@ -419,7 +359,7 @@ def prune_hub(hub: hubs_module.Hub, home: str, keep: int) -> list[str]:
     """Destroy all but the newest KEEP of our snapshots of HOME (other snapshots stay)."""
     old = snapshots(hub, home)[:-keep]
     for snap in old:
-        hub.run(["zfs", "destroy", "-r", f"{home}@{snap}"])
+        zfs.destroy(hub, f"{home}@{snap}", recursive=True)
     return old
 
 
@@ -479,7 +419,7 @@ def restore(
     snapshot: str,
     user: str | None = None,
     force: bool = False,
-    advance: Advance = _no_progress,
+    advance: Advance = no_progress,
 ) -> HomeRestore:
     """Bring SNAPSHOT back from DEST onto HUB as <pool>/restored/<snapshot>.
 
@@ -505,12 +445,12 @@ def restore(
         raise UsageError(f"user {user} has no home in {snapshot} at {dest}; nothing was changed")
     pool = env.config.hub.pool
     scratch = f"{pool}/restored/{snapshot}"
-    if dataset_exists(hub, scratch):
+    if zfs.exists(hub, scratch):
         raise UsageError(
             f"{scratch} already exists on hub '{hub.name}' (an earlier restore): use it, or "
             f"remove it with 'zfs destroy -r {scratch}' and run again"
         )
-    hub.run(["zfs", "create", "-p", f"{pool}/restored"])
+    zfs.create(hub, f"{pool}/restored", parents=True)
     try:
         moved, holding = dest.receive(hub, snapshot, scratch, user, advance)
         if user is None:
@@ -519,26 +459,26 @@ def restore(
                 snapshot,
                 None,
                 scratch,
-                mountpoint(hub, scratch),
+                zfs.mountpoint(hub, scratch),
                 moved,
                 time.monotonic() - started,
             )
-        if not dataset_exists(hub, holding):
+        if not zfs.exists(hub, holding):
             raise UsageError(
                 f"user {user} has no home in {snapshot} at {dest}; nothing was changed"
             )
         live = f"{home_dataset(env)}/{user}"
-        if not dataset_exists(hub, live):
-            hub.run(["zfs", "create", "-o", f"refquota={env.config.hub.refquota}", live])
-        source, target = mountpoint(hub, holding), mountpoint(hub, live)
+        if not zfs.exists(hub, live):
+            zfs.create(hub, live, {"refquota": env.config.hub.refquota})
+        source, target = zfs.mountpoint(hub, holding), zfs.mountpoint(hub, live)
         # -n keeps what the student has now; --force puts the snapshot's version back instead.
         hub.run(["cp", "-a", *([] if force else ["-n"]), "--", f"{source}/.", f"{target}/"])
     except BaseException:
-        if dataset_exists(hub, scratch):
-            destroy(hub, scratch)
+        if zfs.exists(hub, scratch):
+            _removed(hub, scratch)
         raise
     # The student's files are back; a copy that will not go away is worth a warning, not a failure.
-    leftover = None if destroy(hub, scratch) else scratch
+    leftover = None if _removed(hub, scratch) else scratch
     return HomeRestore(
         hub.name, snapshot, user, live, target, moved, time.monotonic() - started, leftover
     )

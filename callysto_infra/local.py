@@ -4,14 +4,13 @@ cloud hub gets, stop it keeping the data, or destroy its pool and files."""
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callysto_infra import environments, health, runner
+from callysto_infra import environments, health, hubs, runner, zfs
 from callysto_infra.errors import OperationError, UsageError
+from callysto_infra.progress import Say
 
 if TYPE_CHECKING:
     from callysto_infra.environments import Environment
@@ -23,9 +22,6 @@ WAIT_ATTEMPTS = 60
 WAIT_TIMEOUT = 5.0
 # In the order they stop: the hub first, so it can stop students' servers through the proxy.
 SERVICES = ("jupyterhub", "jupyterhub-proxy")
-BUSY_RETRIES = 20
-
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -140,19 +136,9 @@ def sign_in_help(env: Environment) -> str:
     )
 
 
-def _destroy_pool(pool: str) -> None:
-    # zfs-fuse calls a pool busy for a moment after its datasets were in use: try a few times.
-    for _ in range(BUSY_RETRIES):
-        result = runner.run(["zpool", "destroy", "-f", pool], check=False)
-        if result.ok:
-            return
-        time.sleep(0.5)
-    raise OperationError(f"pool '{pool}' could not be destroyed: {runner.last_line(result)}")
-
-
-def _remove_empty_mountpoints(mountpoint: str) -> None:
+def _remove_empty_mountpoints(mountpoint: str | None) -> None:
     # zfs-fuse leaves the pool's (now empty) mount directories behind.
-    if not mountpoint.startswith("/"):
+    if mountpoint is None:
         return
     root = Path(mountpoint)
     for directory in sorted(root.glob("**/"), key=lambda p: len(p.parts), reverse=True):
@@ -162,35 +148,23 @@ def _remove_empty_mountpoints(mountpoint: str) -> None:
             return
 
 
-def _stop_own_zfs_daemon(directory: Path, say: Say) -> None:
+def _stop_own_zfs_daemon(hub: hubs.Hub, directory: Path, say: Say) -> None:
     """Stop the zfs-fuse daemon the playbook started for this environment (its pid file is in the
     data directory), unless other pools still need it. A daemon started otherwise is left alone."""
     pidfile = directory / "zfs-fuse.pid"
     if not pidfile.exists():
         return
-    others = runner.run(["zpool", "list", "-H", "-o", "name"], check=False)
-    if others.ok and others.stdout.strip():
+    try:
+        others = zfs.pool_names(hub)
+    except zfs.ZfsError:
+        others = []  # no daemon answers: there is nothing to leave running for
+    if others:
         say("leaving zfs-fuse running: other pools use it")
         return
     say("stopping zfs-fuse")
     runner.run(
         ["start-stop-daemon", "--stop", "--oknodo", "--pidfile", str(pidfile), "--retry", "TERM/30"]
     )
-
-
-def pool_vdevs(pool: str) -> list[str] | None:
-    """The file or device paths of POOL's vdevs; None when no such pool is imported."""
-    # zfs-fuse has no 'zpool list -v -H -P'; its 'zpool status' config table names each leaf
-    # vdev by its absolute path in the first column, which is all we read from it.
-    status = runner.run(["zpool", "status", pool], check=False)
-    if not status.ok:
-        return None
-    paths = []
-    for line in status.stdout.splitlines():
-        words = line.split()
-        if words and words[0].startswith("/"):
-            paths.append(words[0])
-    return paths
 
 
 def hub_prefix(env: Environment) -> Path:
@@ -222,7 +196,11 @@ def destroy(env: Environment, say: Say) -> None:
     stop(env, say)
     pool = env.config.hub.pool
     directory = data_dir(env)
-    vdevs = pool_vdevs(pool)
+    here = hubs.local_hub(env)
+    try:
+        vdevs = zfs.pool_vdevs(here, pool)
+    except zfs.ZfsError:
+        vdevs = None  # no zfs daemon answers, so no pool of this environment is imported
     if vdevs is not None:
         foreign = [v for v in vdevs if not Path(v).resolve().is_relative_to(directory.resolve())]
         if foreign or not vdevs:
@@ -230,11 +208,11 @@ def destroy(env: Environment, say: Say) -> None:
                 f"pool '{pool}' is not made of the files in {directory} "
                 f"({', '.join(foreign) or 'no file vdevs'}): it was left alone"
             )
-        mounted = runner.run(["zfs", "get", "-H", "-o", "value", "mountpoint", pool], check=False)
+        mounted, _ = zfs.mount_state(here, pool)
         say(f"destroying pool '{pool}'")
-        _destroy_pool(pool)
-        _remove_empty_mountpoints(mounted.stdout.strip())
-    _stop_own_zfs_daemon(directory, say)
+        zfs.destroy_pool(here, pool)
+        _remove_empty_mountpoints(mounted)
+    _stop_own_zfs_daemon(here, directory, say)
     if directory.is_dir():
         say(f"removing {directory}")
         shutil.rmtree(directory)

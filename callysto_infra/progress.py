@@ -27,16 +27,8 @@ def to_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def human_bytes(count: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(count) < 1000 or unit == "TB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    raise AssertionError("unreachable")
-
-
 @contextlib.contextmanager
-def bar(description: str, total: float | None = None) -> Iterator[Callable[[float], None]]:
+def bar(description: str, total: float | None = None) -> Iterator[Advance]:
     """Yield advance(n): a transient bar on a terminal, nothing elsewhere (logs, pipes, tests)."""
     from rich.console import Console
     from rich.progress import (

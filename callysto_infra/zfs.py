@@ -1,87 +1,108 @@
-"""Students' home datasets on a hub's pool: quotas, bans, deleting and restoring homes.
+"""The one ZFS adapter: every `zfs` and `zpool` command the package runs, on a hubs.Hub (this
+machine or over SSH, one round trip each), its output read as data and its errors read in one place.
 
-Every `zfs` command runs through hubs.Hub.run, so the same code acts on this machine or over SSH,
-one round trip per command (never one per user). Output is read with `zfs get -H -p` as data.
+No policy lives here (what a home is, who may be restored): see homes.py and homes_backup.py.
 """
 
 from __future__ import annotations
 
-import re
+import contextlib
 import time
-import uuid
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
-from callysto_infra import runner, validate
-from callysto_infra.errors import OperationError, UsageError
+from callysto_infra import runner
+from callysto_infra.errors import OperationError
 from callysto_infra.hubs import Hub
 
-# Where a ban is recorded: `readonly` enforces it, but zfs-fuse reports a mounted dataset's
-# readonly as the mount's ("off", source temporary), so the ban itself is kept as data too.
-BANNED = "callysto:banned"
-PROPERTIES = ("used", "referenced", "refquota", "available", "readonly", BANNED)
-SNAPSHOT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}$")
+T = TypeVar("T")
+
+# --- zfs's errors, read in one place -----------------------------------------------------------
 
 
-def home_of(pool: str, user_hash: str) -> str:
-    return f"{pool}/home/{user_hash}"
+class ZfsError(OperationError):
+    """A zfs or zpool command failed on a hub; the message names the command, the hub and why."""
+
+    def __init__(self, hub: Hub, argv: Sequence[str], result: runner.Result):
+        verb = " ".join(argv[:2])  # 'zfs get', 'zpool destroy': the ssh words are not news
+        super().__init__(f"'{verb}' failed on hub '{hub.name}': {runner.last_line(result)}")
+        self.hub = hub
+        self.result = result
 
 
-def deleted_root(pool: str, user_hash: str) -> str:
-    """Where delete-home keeps a user's former homes, one child per deletion."""
-    return f"{pool}/deleted/{user_hash}"
+class Missing(ZfsError):
+    """The dataset, snapshot or pool named does not exist: an answer, not a fault."""
 
 
-def timestamp() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+class Busy(ZfsError):
+    """zfs-fuse refuses a dataset or pool as busy for a moment after it was mounted or read."""
 
 
-@dataclass(frozen=True)
-class Home:
-    """One student's dataset as `zfs get -p` reports it (sizes in bytes; no refquota is None)."""
-
-    hub: str
-    name: str
-    used: int  # with snapshots
-    referenced: int  # the files themselves: what refquota limits
-    refquota: int | None
-    available: int
-    readonly: bool
-    banned: str | None = None  # when the ban began (UTC)
-
-    @property
-    def user_hash(self) -> str:
-        return self.name.rsplit("/", 1)[-1]
-
-    def as_dict(self) -> dict:
-        return {"user": self.user_hash, **asdict(self)}
+def error_of(hub: Hub, argv: Sequence[str], result: runner.Result) -> ZfsError | None:
+    """What the RESULT of zfs or zpool ARGV means: None when it worked, else the error to raise."""
+    if result.ok:
+        return None
+    # zfs says 'dataset does not exist' and zpool 'no such pool' (exit 1) for a name it cannot open.
+    if result.returncode == 1 and (
+        "does not exist" in result.stderr or "no such pool" in result.stderr
+    ):
+        return Missing(hub, argv, result)
+    if "busy" in result.stderr:
+        return Busy(hub, argv, result)
+    return ZfsError(hub, argv, result)
 
 
-# --- running zfs and reading its output --------------------------------------------------------
-
-
-def _zfs(hub: Hub, *args: str, check: bool = True) -> runner.Result:
-    return hub.run(["zfs", *args], check=check)
-
-
-def _zfs_patiently(hub: Hub, *args: str, attempts: int = 10) -> runner.Result:
-    """A zfs command that zfs-fuse may refuse as 'busy' for a moment after an unmount."""
-    for attempt in range(attempts):
-        result = _zfs(hub, *args, check=False)
-        if result.ok or "busy" not in result.stderr or attempt == attempts - 1:
-            return result
-        time.sleep(0.5)
+def _run(hub: Hub, argv: list[str], timeout: float | None = None) -> runner.Result:
+    result = hub.run(argv, check=False, timeout=timeout)
+    error = error_of(hub, argv, result)
+    if error is not None:
+        raise error
     return result
 
 
-def _missing(result: runner.Result) -> bool:
-    """zfs says 'dataset does not exist' (exit 1) for a name it cannot open; that is an answer."""
-    return result.returncode == 1 and "does not exist" in result.stderr
+def _zfs(hub: Hub, *args: str, timeout: float | None = None) -> str:
+    return _run(hub, ["zfs", *args], timeout).stdout
 
 
-def _parse_get(hub: Hub, text: str) -> dict[str, dict[str, str]]:
-    """`zfs get -H -p -o name,property,value` lines -> {dataset: {property: value}}."""
+def _zpool(hub: Hub, *args: str, timeout: float | None = None) -> str:
+    return _run(hub, ["zpool", *args], timeout).stdout
+
+
+def _patiently(
+    action: Callable[[], T],
+    attempts: int,
+    pause: float,
+    before_retry: Callable[[], None] | None = None,
+) -> T:
+    """ACTION(), tried again while zfs-fuse calls its target busy; the last Busy is raised."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except Busy:
+            if attempt == attempts - 1:
+                raise
+            if before_retry is not None:
+                before_retry()
+            time.sleep(pause * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+# --- reading datasets --------------------------------------------------------------------------
+
+
+def get_properties(
+    hub: Hub,
+    datasets: Sequence[str],
+    properties: Sequence[str],
+    *,
+    depth: int | None = None,
+    timeout: float | None = None,
+) -> dict[str, dict[str, str]]:
+    """{dataset: {property: value}} of DATASETS (and their descendants to DEPTH) from ONE
+    `zfs get -H -p` call. Missing when a dataset named does not exist."""
+    recurse = ["-r", "-d", str(depth)] if depth is not None else []
+    text = _zfs(hub, "get", "-H", "-p", *recurse, "-o", "name,property,value",
+                ",".join(properties), *datasets, timeout=timeout)  # fmt: skip
     table: dict[str, dict[str, str]] = {}
     for line in text.splitlines():
         if not line:
@@ -94,350 +115,218 @@ def _parse_get(hub: Hub, text: str) -> dict[str, dict[str, str]]:
     return table
 
 
-def _home(hub: Hub, name: str, props: dict[str, str]) -> Home:
+def get_property(hub: Hub, dataset: str, prop: str, *, timeout: float | None = None) -> str:
+    """One property of one dataset, as `zfs get -p` prints it."""
+    props = get_properties(hub, [dataset], [prop], timeout=timeout).get(dataset, {})
+    if prop not in props:
+        raise OperationError(f"hub '{hub.name}': 'zfs get' did not report {prop} of {dataset}")
+    return props[prop]
+
+
+def exists(hub: Hub, name: str) -> bool:
+    """Whether the dataset or snapshot NAME exists on HUB."""
     try:
-        refquota = int(props["refquota"])
-        return Home(
-            hub=hub.name,
-            name=name,
-            used=int(props["used"]),
-            referenced=int(props["referenced"]),
-            refquota=refquota or None,  # zfs -p reports "no quota" as 0
-            available=int(props["available"]),
-            readonly=props["readonly"] == "on",
-            banned=None if props.get(BANNED, "-") in ("-", "") else props[BANNED],
-        )
-    except (KeyError, ValueError) as exc:
-        raise OperationError(f"hub '{hub.name}': cannot read {name}'s properties ({exc})") from None
-
-
-def get_home(hub: Hub, pool: str, user_hash: str) -> Home | None:
-    """USER_HASH's home on HUB, or None when the hub has no such dataset."""
-    name = home_of(pool, validate.user_hash(user_hash))
-    result = _zfs(hub, "get", "-H", "-p", "-o", "name,property,value", ",".join(PROPERTIES), name,
-                  check=False)  # fmt: skip
-    if _missing(result):
-        return None
-    if not result.ok:
-        raise OperationError(f"'zfs get' failed on hub '{hub.name}': {runner.last_line(result)}")
-    props = _parse_get(hub, result.stdout).get(name)
-    if props is None:
-        raise OperationError(f"hub '{hub.name}': 'zfs get' did not report {name}")
-    return _home(hub, name, props)
-
-
-def list_homes(hub: Hub, pool: str) -> list[Home]:
-    """Every student dataset under <pool>/home on HUB, largest first, from ONE `zfs get` call."""
-    parent = f"{pool}/home"
-    result = _zfs(hub, "get", "-H", "-p", "-r", "-d", "1", "-o", "name,property,value",
-                  ",".join(PROPERTIES), parent, check=False)  # fmt: skip
-    if _missing(result):
-        raise OperationError(
-            f"hub '{hub.name}' has no dataset {parent}: is the pool '{pool}' imported there?"
-        )
-    if not result.ok:
-        raise OperationError(f"'zfs get' failed on hub '{hub.name}': {runner.last_line(result)}")
-    homes = [
-        _home(hub, name, props)
-        for name, props in _parse_get(hub, result.stdout).items()
-        # -d 1 also yields the parent and its own snapshots; only user datasets count.
-        if name.startswith(parent + "/") and validate.is_user_hash(name[len(parent) + 1 :])
-    ]
-    return sorted(homes, key=lambda h: (-h.used, h.name))
-
-
-# --- which hub holds a user --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Lookup:
-    """The answer of every hub to 'do you hold this home?'."""
-
-    found: list[Home]
-    unreachable: dict[str, str]  # hub name -> why
-
-
-def ask_every_hub(hubs: Sequence[Hub], question) -> tuple[list, dict[str, str]]:
-    """Ask every hub at once (one round trip each); collect answers and the hubs that failed."""
-    answers: list = []
-    failed: dict[str, str] = {}
-    if len(hubs) == 1:
-        try:
-            answers.append(question(hubs[0]))
-        except OperationError as exc:
-            failed[hubs[0].name] = str(exc)
-        return answers, failed
-    with ThreadPoolExecutor(max_workers=min(16, len(hubs))) as pool:
-        futures = {hub.name: pool.submit(question, hub) for hub in hubs}
-        for name, future in futures.items():
-            try:
-                answers.append(future.result())
-            except OperationError as exc:
-                failed[name] = str(exc)
-    return answers, failed
-
-
-def lookup(hubs: Sequence[Hub], pool: str, user_hash: str) -> Lookup:
-    answers, failed = ask_every_hub(hubs, lambda hub: get_home(hub, pool, user_hash))
-    return Lookup(found=[a for a in answers if a is not None], unreachable=failed)
-
-
-def locate(hubs: Sequence[Hub], pool: str, user_hash: str) -> tuple[Home, dict[str, str]]:
-    """The one home of USER_HASH among HUBS, and the hubs that did not answer.
-
-    OperationError when no hub holds it (naming an unreachable hub, if any), or several do.
-    """
-    result = lookup(hubs, pool, user_hash)
-    name = home_of(pool, user_hash)
-    if len(result.found) > 1:
-        where = ", ".join(h.hub for h in result.found)
-        raise OperationError(f"{name} exists on several hubs ({where}): pick one with --host")
-    if result.found:
-        return result.found[0], result.unreachable
-    if result.unreachable:
-        first = next(iter(result.unreachable.values()))
-        more = len(result.unreachable) - 1
-        suffix = f" (and {more} more hub{'s' if more > 1 else ''} failed)" if more else ""
-        raise OperationError(f"{name} was not found on the hubs that answered; {first}{suffix}")
-    where = ", ".join(h.name for h in hubs)
-    raise OperationError(
-        f"no hub holds {name} (asked: {where}); the student may not have signed in yet"
-    )
-
-
-# --- quotas ------------------------------------------------------------------------------------
-
-
-def set_quota(hub: Hub, home: Home, size: str, *, force: bool = False) -> tuple[Home, str]:
-    """Set HOME's refquota to SIZE (ZFS size syntax or none); returns the home and the value set.
-
-    A quota below the space the files already take is refused; with FORCE it is set as low as ZFS
-    allows, which is exactly that space, so the student can write nothing more.
-    """
-    size = validate.zfs_size(size)
-    wanted = validate.zfs_size_bytes(size)
-    if wanted is not None and wanted < home.referenced:
-        if not force:
-            raise UsageError(
-                f"quota {size} is below what {home.user_hash} already uses "
-                f"({human_size(home.referenced)}): nothing was changed; give a larger size, or "
-                "--force to set the quota to the space already used"
-            )
-        size = str(home.referenced)
-    _zfs(hub, "set", f"refquota={size}", home.name)
-    return _reread(hub, home), size
-
-
-def _reread(hub: Hub, home: Home) -> Home:
-    pool, _, user_hash = home.name.partition("/home/")
-    fresh = get_home(hub, pool, user_hash)
-    if fresh is None:
-        raise OperationError(f"{home.name} disappeared from hub '{hub.name}'")
-    return fresh
-
-
-def ban(hub: Hub, home: Home) -> Home:
-    """Make HOME read-only, and record since when."""
-    _zfs(hub, "set", f"{BANNED}={timestamp()}", home.name)
-    _zfs(hub, "set", "readonly=on", home.name)
-    return _reread(hub, home)
-
-
-def unban(hub: Hub, home: Home) -> Home:
-    _zfs(hub, "set", "readonly=off", home.name)
-    _zfs(hub, "inherit", BANNED, home.name)
-    return _reread(hub, home)
-
-
-# --- deleting and restoring homes --------------------------------------------------------------
-
-
-def _exists(hub: Hub, name: str) -> bool:
-    result = _zfs(hub, "get", "-H", "-p", "-o", "value", "type", name, check=False)
-    if _missing(result):
+        get_properties(hub, [name], ["type"])
+    except Missing:
         return False
-    if not result.ok:
-        raise OperationError(f"'zfs get' failed on hub '{hub.name}': {runner.last_line(result)}")
     return True
 
 
-def _value(hub: Hub, name: str, prop: str) -> str:
-    return _zfs(hub, "get", "-H", "-p", "-o", "value", prop, name).stdout.strip()
+def list_names(
+    hub: Hub, dataset: str, *, kind: str = "filesystem", depth: int | None = None
+) -> list[str]:
+    """Names of DATASET and its descendants of KIND (filesystem, snapshot), to DEPTH if given."""
+    recurse = ["-d", str(depth)] if depth is not None else ["-r"]
+    text = _zfs(hub, "list", "-H", "-o", "name", "-t", kind, *recurse, dataset)
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _ensure_deleted_root(hub: Hub, pool: str, user_hash: str) -> str:
-    root = deleted_root(pool, user_hash)
-    if not _exists(hub, root):
-        if not _exists(hub, f"{pool}/deleted"):
-            # Never mounted: nothing under it is a live home.
-            _zfs(hub, "create", "-o", "mountpoint=none", f"{pool}/deleted")
-        _zfs(hub, "create", root)
-    return root
-
-
-@dataclass(frozen=True)
-class Deleted:
-    hub: str
-    dataset: str  # where the former home now lives, unmounted
-    snapshot: str  # what restore-home --from takes
-
-
-def delete_home(hub: Hub, home: Home) -> Deleted:
-    """Snapshot HOME, then take it out of <pool>/home: it moves, unmounted, under <pool>/deleted.
-
-    The home is gone for the hub (the next sign-in makes a fresh, empty one), while its snapshot
-    stays restorable until an operator destroys <pool>/deleted/<hash>.
-    """
-    pool = home.name.split("/", 1)[0]
-    stamp = timestamp()
-    keep_root = _ensure_deleted_root(hub, pool, home.user_hash)
-    snapshot_name = f"callysto-delete-{stamp}"
-    _zfs(hub, "snapshot", f"{home.name}@{snapshot_name}")
-    kept = f"{keep_root}/{stamp}"
-    if _exists(hub, kept):  # deleted twice within a second
-        kept = f"{kept}-{uuid.uuid4().hex[:6]}"
-    unmount = _zfs(hub, "unmount", home.name, check=False)
-    if not unmount.ok and _value(hub, home.name, "mounted") == "yes":
-        raise OperationError(
-            f"{home.name} on hub '{hub.name}' is busy ({runner.last_line(unmount)}): stop the "
-            f"student's server and try again; snapshot {home.name}@{snapshot_name} was kept"
-        )
-    moved = _zfs_patiently(hub, "rename", home.name, kept)
-    if not moved.ok:
-        _zfs(hub, "mount", home.name, check=False)  # leave the home as it was
-        raise OperationError(
-            f"could not move {home.name} on hub '{hub.name}': {runner.last_line(moved)}"
-        )
-    return Deleted(hub=hub.name, dataset=kept, snapshot=f"{kept}@{snapshot_name}")
-
-
-def user_snapshots(hub: Hub, pool: str, user_hash: str) -> list[str]:
-    """Every snapshot of USER_HASH's home and former homes on HUB, oldest dataset first."""
-    found: list[str] = []
-    for root in (home_of(pool, user_hash), deleted_root(pool, user_hash)):
-        result = _zfs(hub, "list", "-H", "-o", "name", "-t", "snapshot", "-r", root, check=False)
-        if _missing(result):
-            continue
-        if not result.ok:
-            raise OperationError(
-                f"'zfs list' failed on hub '{hub.name}': {runner.last_line(result)}"
-            )
-        found += [line for line in result.stdout.splitlines() if "@" in line]
-    return found
-
-
-def _belongs_to(snapshot: str, pool: str, user_hash: str) -> bool:
-    dataset = snapshot.split("@", 1)[0]
-    return dataset == home_of(pool, user_hash) or dataset.startswith(
-        deleted_root(pool, user_hash) + "/"
-    )
-
-
-def check_snapshot_spec(spec: str, pool: str, user_hash: str) -> str:
-    """A snapshot as the operator names it: a full name of this user's, or a bare snapshot name."""
-    dataset, at, name = spec.partition("@")
-    if not at:
-        name, dataset = spec, ""
-    if not SNAPSHOT_NAME_RE.match(name) or (
-        dataset and not re.fullmatch(r"[A-Za-z0-9_.:/-]+", dataset)
-    ):
-        raise UsageError(
-            f"invalid snapshot '{spec}': give a snapshot name such as callysto-20260101T000000Z, "
-            f"or a full name such as {home_of(pool, user_hash)}@callysto-20260101T000000Z"
-        )
-    if dataset and not _belongs_to(spec, pool, user_hash):
-        raise UsageError(
-            f"snapshot '{spec}' is not of {user_hash}'s home: it must be of "
-            f"{home_of(pool, user_hash)} or under {deleted_root(pool, user_hash)}"
-        )
-    return spec
-
-
-def find_snapshot(hubs: Sequence[Hub], pool: str, user_hash: str, spec: str) -> tuple[Hub, str]:
-    """The hub and full name of the snapshot SPEC of USER_HASH. A bare name that matches several
-    (the same backup snapshot kept by two former homes) must be given in full."""
-    check_snapshot_spec(spec, pool, user_hash)
-    answers, failed = ask_every_hub(hubs, lambda hub: (hub, user_snapshots(hub, pool, user_hash)))
-    matches = [
-        (hub, snap)
-        for hub, snaps in answers
-        for snap in snaps
-        if snap == spec or ("@" not in spec and snap.endswith("@" + spec))
-    ]
-    if len(matches) > 1:
-        names = ", ".join(f"{snap} on {hub.name}" for hub, snap in matches)
-        raise UsageError(f"snapshot '{spec}' is ambiguous ({names}): give its full name")
-    if matches:
-        return matches[0]
-    if failed:
-        raise OperationError(
-            f"snapshot '{spec}' was not found on the hubs that answered; {next(iter(failed.values()))}"
-        )
-    known = sorted({s.split("@", 1)[1] for _, snaps in answers for s in snaps})
-    hint = f"snapshots of this user: {', '.join(known)}" if known else "this user has none"
-    raise UsageError(f"no snapshot '{spec}' of {user_hash}'s home ({hint})")
-
-
-@dataclass(frozen=True)
-class Restored:
-    hub: str
-    home: str
-    source: str
-    previous: str | None  # the snapshot of what the home held before, when it existed
-
-
-def restore_home(hub: Hub, pool: str, user_hash: str, snapshot: str, refquota: str) -> Restored:
-    """Make USER_HASH's home hold exactly the files of SNAPSHOT (one of this user's snapshots).
-
-    An existing home is snapshotted first, so a restore can itself be undone; a missing one is
-    created with the quota its former home had (else REFQUOTA). Other users are never touched.
-    """
-    if not _belongs_to(snapshot, pool, user_hash):
-        raise UsageError(f"snapshot '{snapshot}' is not of {user_hash}'s home")
-    home_name = home_of(pool, user_hash)
-    stamp = timestamp()
-    current = get_home(hub, pool, user_hash)
-    previous = None
-    if current is not None:
-        if current.banned or current.readonly:
-            raise UsageError(
-                f"{home_name} is read-only (the user is banned): run 'callysto user unban' first"
-            )
-        previous = f"{home_name}@callysto-prerestore-{stamp}"
-        _zfs(hub, "snapshot", previous)
-    else:
-        source_dataset = snapshot.split("@", 1)[0]
-        quota = _value(hub, source_dataset, "refquota")
-        quota = quota if quota not in ("", "0", "-") else validate.zfs_size(refquota)
-        _zfs(hub, "create", "-o", f"refquota={quota}", home_name)
-    target = _value(hub, home_name, "mountpoint")
-    if _value(hub, home_name, "mounted") != "yes" or not target.startswith("/"):
-        raise OperationError(f"{home_name} on hub '{hub.name}' is not mounted; cannot restore")
-    # A read-only clone of the snapshot, mounted beside the homes only while files are copied.
-    parent_mount = _value(hub, f"{pool}/home", "mountpoint")
-    clone = f"{_ensure_deleted_root(hub, pool, user_hash)}/restoring-{stamp}"
-    mount = f"{parent_mount}/.restoring-{user_hash}-{stamp}"
-    _zfs(hub, "clone", "-o", f"mountpoint={mount}", "-o", "readonly=on", snapshot, clone)
+def snapshots(hub: Hub, dataset: str, *, recursive: bool = False) -> list[str]:
+    """Full names (dataset@name) of the snapshots of DATASET itself, or also of its descendants
+    when RECURSIVE; a dataset that does not exist has none."""
     try:
-        hub.run(["rsync", "-a", "--delete", f"{mount}/", f"{target}/"])
-    finally:
-        _zfs_patiently(hub, "destroy", "-f", clone)
-        hub.run(["rmdir", mount], check=False)
-    return Restored(hub=hub.name, home=home_name, source=snapshot, previous=previous)
+        names = list_names(hub, dataset, kind="snapshot", depth=None if recursive else 1)
+    except Missing:
+        return []
+    if recursive:
+        return [n for n in names if "@" in n]
+    return [n for n in names if n.partition("@")[0] == dataset and "@" in n]
 
 
-# --- presentation ------------------------------------------------------------------------------
+def mount_state(hub: Hub, dataset: str) -> tuple[str | None, bool]:
+    """(mountpoint, mounted) of DATASET in one round trip; the mountpoint is None when it is not
+    a path (none, legacy, -)."""
+    props = get_properties(hub, [dataset], ["mountpoint", "mounted"]).get(dataset, {})
+    where = props.get("mountpoint", "")
+    return (where if where.startswith("/") else None), props.get("mounted") == "yes"
 
 
-def human_size(value: int | None) -> str:
-    """Bytes the way zfs prints them (1.50G, 512K); None is 'none'."""
-    if value is None:
-        return "none"
-    size = float(value)
-    for unit in ("B", "K", "M", "G", "T"):
-        if size < 1024 or unit == "T":
-            if unit == "B":
-                return f"{int(size)}B"
-            return f"{size:.2f}".rstrip("0").rstrip(".") + unit
-        size /= 1024
-    return f"{size:.2f}P"
+def mountpoint(hub: Hub, dataset: str) -> str:
+    """Where DATASET is mounted; OperationError when it is not mounted at a path."""
+    where, mounted = mount_state(hub, dataset)
+    if where is None or not mounted:
+        raise OperationError(f"{dataset} is not mounted on hub '{hub.name}'")
+    return where
+
+
+# --- changing datasets -------------------------------------------------------------------------
+
+
+def _options(properties: Mapping[str, str]) -> list[str]:
+    return [word for name, value in properties.items() for word in ("-o", f"{name}={value}")]
+
+
+def create(
+    hub: Hub, dataset: str, properties: Mapping[str, str] | None = None, *, parents: bool = False
+) -> None:
+    _zfs(hub, "create", *(["-p"] if parents else []), *_options(properties or {}), dataset)
+
+
+def set_property(hub: Hub, dataset: str, prop: str, value: str) -> None:
+    # zfs-fuse sets one property per call.
+    _zfs(hub, "set", f"{prop}={value}", dataset)
+
+
+def inherit(hub: Hub, dataset: str, prop: str) -> None:
+    _zfs(hub, "inherit", prop, dataset)
+
+
+def snapshot(hub: Hub, name: str, *, recursive: bool = False) -> None:
+    """Take snapshot NAME (dataset@snap), of every descendant too when RECURSIVE."""
+    _zfs(hub, "snapshot", *(["-r"] if recursive else []), name)
+
+
+def clone(hub: Hub, snapshot_name: str, dataset: str, properties: Mapping[str, str]) -> None:
+    _zfs(hub, "clone", *_options(properties), snapshot_name, dataset)
+
+
+def mount(hub: Hub, dataset: str) -> None:
+    _zfs(hub, "mount", dataset)
+
+
+def unmount(hub: Hub, dataset: str, *, force: bool = False) -> None:
+    _zfs(hub, "unmount", *(["-f"] if force else []), dataset)
+
+
+def destroy(
+    hub: Hub, name: str, *, recursive: bool = False, force: bool = False, attempts: int = 10
+) -> None:
+    """Destroy the dataset or snapshot NAME (with its children when RECURSIVE); gone already is
+    done. A dataset just read through its mount can be briefly busy (zfs-fuse in particular), so
+    it is unmounted and tried again a few times; ZfsError when it stays."""
+    argv = ["destroy", *(["-r"] if recursive else []), *(["-f"] if force else []), name]
+
+    def attempt() -> None:
+        try:
+            _zfs(hub, *argv)
+        except Missing:
+            return
+        except ZfsError:
+            # zfs-fuse may report a failure for a destroy that went through.
+            if exists(hub, name):
+                raise
+
+    def unmount_quietly() -> None:
+        if "@" not in name:
+            with contextlib.suppress(ZfsError):  # the next attempt says what is wrong
+                unmount(hub, name, force=True)
+
+    _patiently(attempt, attempts, 0.2, unmount_quietly)
+
+
+def rename(hub: Hub, old: str, new: str, *, attempts: int = 10) -> None:
+    """Rename OLD to NEW; zfs-fuse may refuse as 'busy' for a moment after an unmount."""
+    _patiently(lambda: _zfs(hub, "rename", old, new), attempts, 0.1)
+
+
+# --- send and receive --------------------------------------------------------------------------
+
+
+def send_argv(
+    dataset: str, snapshot_name: str, *, replicate: bool = False, base: str | None = None
+) -> list[str]:
+    """`zfs send` of DATASET@SNAPSHOT_NAME: with REPLICATE its descendants and properties too
+    (-R), and incrementally from DATASET@BASE with every snapshot between (-I)."""
+    replication = ["-R"] if replicate else []
+    since = ["-I", f"{dataset}@{base}"] if base else []
+    return ["zfs", "send", *replication, *since, f"{dataset}@{snapshot_name}"]
+
+
+_RECEIVE_FLAGS: dict[str, tuple[str, ...]] = {}
+
+
+def receive_flags(machine: Hub, mount: bool = False) -> tuple[str, ...]:
+    """Flags that keep a received replica from mounting where the sender's home was mounted.
+
+    OpenZFS (which has `zfs version`) takes -u (do not mount now) and -x mountpoint (inherit it
+    from the receiving parent); zfs-fuse has neither, and mounts under the parent already when
+    the sender's mountpoint is inherited, as it is for <pool>/home by default. MOUNT: a restore
+    needs the received files mounted to copy them."""
+    key = f"{machine.ssh_user}@{machine.address}"
+    if key not in _RECEIVE_FLAGS:
+        try:
+            _zfs(machine, "version")
+            openzfs = True
+        except ZfsError:
+            openzfs = False
+        _RECEIVE_FLAGS[key] = ("-u", "-x", "mountpoint") if openzfs else ()
+    flags = _RECEIVE_FLAGS[key]
+    return tuple(f for f in flags if f != "-u") if mount else flags
+
+
+def receive_argv(
+    machine: Hub, target: str, *, force: bool = False, mount: bool = False
+) -> list[str]:
+    """`zfs receive` into TARGET on MACHINE; FORCE (-F) rolls TARGET back to the stream's base."""
+    return ["zfs", "receive", *receive_flags(machine, mount), *(["-F"] if force else []), target]
+
+
+# --- pools -------------------------------------------------------------------------------------
+
+
+def pool_names(hub: Hub) -> list[str]:
+    """The pools imported on HUB."""
+    return [line for line in _zpool(hub, "list", "-H", "-o", "name").splitlines() if line]
+
+
+def pool_health(hub: Hub, pool: str, *, timeout: float | None = None) -> str | None:
+    """POOL's health as zpool reports it (ONLINE, DEGRADED, ...); None when it is not imported."""
+    try:
+        text = _zpool(hub, "list", "-H", "-o", "name,health", pool, timeout=timeout)
+    except Missing:
+        return None
+    fields = text.strip().split("\t")
+    return fields[1] if len(fields) == 2 else None
+
+
+def pool_vdevs(hub: Hub, pool: str) -> list[str] | None:
+    """The file or device paths of POOL's vdevs; None when no such pool is imported."""
+    # zfs-fuse has no 'zpool list -v -H -P'; its 'zpool status' config table names each leaf
+    # vdev by its absolute path in the first column, which is all we read from it.
+    try:
+        text = _zpool(hub, "status", pool)
+    except Missing:
+        return None
+    paths = []
+    for line in text.splitlines():
+        words = line.split()
+        if words and words[0].startswith("/"):
+            paths.append(words[0])
+    return paths
+
+
+def destroy_pool(hub: Hub, pool: str, *, attempts: int = 20) -> None:
+    """Destroy POOL and everything in it; gone already is done."""
+    # zfs-fuse calls a pool busy for a moment after its datasets were in use: try a few times.
+    for attempt in range(attempts):
+        try:
+            _zpool(hub, "destroy", "-f", pool)
+            return
+        except Missing:
+            return
+        except ZfsError as exc:
+            if attempt == attempts - 1:
+                raise OperationError(
+                    f"pool '{pool}' could not be destroyed: {runner.last_line(exc.result)}"
+                ) from None
+        time.sleep(0.5)

@@ -317,10 +317,11 @@ def test_a_deleted_home_is_recreated_with_the_environments_quota(callysto, hub, 
     folder = tmp_path / "streams"
     original = (hub["home"] / ALICE / "notebook.ipynb").read_bytes()
     snap = run_backup(callysto, "--to", str(folder))
-    from callysto_infra import homes_backup, hubs
+    from callysto_infra import hubs
+    from callysto_infra import zfs as zfs_adapter
 
     # The whole home goes, snapshots and all (as `user delete-home` would leave it).
-    assert homes_backup.destroy(hubs.Hub("localhost", None), f"{hub['dataset']}/{ALICE}")
+    zfs_adapter.destroy(hubs.Hub("localhost", None), f"{hub['dataset']}/{ALICE}", recursive=True)
     assert not (hub["home"] / ALICE / "notebook.ipynb").exists()
     result = callysto(
         "backup", "homes", "restore", "--env", "local", "--to", str(folder), "--from", snap, ALICE

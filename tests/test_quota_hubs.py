@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from callysto_infra import environments, hubs, runner, zfs
+from callysto_infra import environments, homes, hubs, runner
 from tests.homes import A, make_home, one_line, set_pool, zfs_value
 
 SSHD_PORT = 18401
@@ -162,7 +162,7 @@ def test_each_hub_gets_one_ssh_round_trip_with_every_word_quoted(envs_dir, monke
         return runner.Result(tuple(argv), 1, "", "cannot open: dataset does not exist")
 
     monkeypatch.setattr(runner, "run", fake_run)
-    assert zfs.get_home(hub, "tank", A) is None
+    assert homes.get_home(hub, "tank", A) is None
     assert calls == [
         [
             shutil.which("ssh"),
@@ -173,6 +173,6 @@ def test_each_hub_gets_one_ssh_round_trip_with_every_word_quoted(envs_dir, monke
             "-p", "2222",
             f"{getpass.getuser()}@127.0.0.1",
             "--",
-            f"zfs get -H -p -o name,property,value {','.join(zfs.PROPERTIES)} tank/home/{A}",
+            f"zfs get -H -p -o name,property,value {','.join(homes.PROPERTIES)} tank/home/{A}",
         ]
     ]  # fmt: skip

@@ -101,14 +101,14 @@ def identity_options(func):
 def list_(destination: Path | None, as_json: bool) -> None:
     """List the archives in the destination, newest first."""
     from callysto_infra import backup
-    from callysto_infra.progress import human_bytes
+    from callysto_infra.sizes import human_size
 
     rows = backup.describe(_destination(destination, _config()))
     if as_json:
         emit_json(rows)
         return
     for row in rows:
-        click.echo(f"{row['archive']}  {row['created']}  {human_bytes(row['bytes'])}")
+        click.echo(f"{row['archive']}  {row['created']}  {human_size(row['bytes'])}")
     if not rows:
         _say("no archives yet")
 
@@ -179,7 +179,7 @@ def homes(ctx: click.Context, env_name, host, to_dir, to_dataset, keep) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from callysto_infra import homes_backup, progress
-    from callysto_infra.progress import human_bytes
+    from callysto_infra.sizes import human_size
 
     env = load_env(env_name)
     dest = homes_backup.destination(env, to_dir, to_dataset)
@@ -193,7 +193,7 @@ def homes(ctx: click.Context, env_name, host, to_dir, to_dataset, keep) -> None:
             pruned += f", {len(done.pruned_at_destination)} at the destination"
         _say(
             f"sent {done.snapshot} of {done.hub} to {dest} ({kind}): "
-            f"{human_bytes(done.bytes)}, {done.seconds:.1f} s{pruned}"
+            f"{human_size(done.bytes)}, {done.seconds:.1f} s{pruned}"
         )
 
 
@@ -257,7 +257,7 @@ def homes_restore(ctx, env_name, host, to_dir, to_dataset, snapshot, force, user
     """
     from callysto_infra import homes_backup, progress
     from callysto_infra.errors import UsageError
-    from callysto_infra.progress import human_bytes
+    from callysto_infra.sizes import human_size
 
     snapshot = homes_backup.check_snapshot_name(snapshot)
     env = load_env(_parent_param(ctx, "env_name", env_name))
@@ -280,5 +280,5 @@ def homes_restore(ctx, env_name, host, to_dir, to_dataset, snapshot, force, user
     tail = "" if user else f"; remove it when done with 'zfs destroy -r {done.dataset}'"
     _say(
         f"restored {what} from {done.snapshot} onto {done.hub} at {done.mountpoint}: "
-        f"{human_bytes(done.bytes)} received, {done.seconds:.1f} s{tail}"
+        f"{human_size(done.bytes)} received, {done.seconds:.1f} s{tail}"
     )

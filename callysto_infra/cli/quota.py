@@ -18,30 +18,19 @@ from callysto_infra.cli.common import (
 USER_HELP = "USER is a 40-hex user hash or an e-mail address (hashed first)."
 
 
-def target_hubs(env, host: str | None) -> list:
-    """The hub named by --host, else every hub of the environment."""
-    from callysto_infra import hubs
-
-    if host is not None:
-        return [hubs.find(env, validate.host(host))]
-    return hubs.hubs(env)
+def _note(line: str) -> None:
+    click.echo(line, err=True)
 
 
 def locate_user(env, host: str | None, user: str):
-    """(hub, home) of USER: the hub given, the only hub, or the one hub that holds the dataset."""
-    from callysto_infra import userhash, zfs
+    """(hub, home) of USER (see homes.locate_user); hubs that did not answer are noted on stderr."""
+    from callysto_infra import homes
 
-    candidates = target_hubs(env, host)  # a bad --host is refused before any hash or zfs
-    user_hash = userhash.hash_of_user(env, user)
-    home, silent = zfs.locate(candidates, env.config.hub.pool, user_hash)
-    for name in silent:
-        click.echo(f"note: hub '{name}' did not answer; {home.hub} holds the home", err=True)
-    hub = next(h for h in candidates if h.name == home.hub)
-    return hub, home
+    return homes.locate_user(env, host, user, note=_note)
 
 
 def describe(home) -> list[tuple[str, str]]:
-    from callysto_infra.zfs import human_size
+    from callysto_infra.sizes import human_size
 
     return [
         ("user", home.user_hash),
@@ -99,17 +88,18 @@ def set_(
     A quota below what USER's files already take is refused; with --force the quota becomes
     exactly that space (the smallest ZFS allows), so the student can write nothing more.
     """
-    from callysto_infra import zfs
+    from callysto_infra import homes
+    from callysto_infra.sizes import human_size
 
     env = load_env(env_name)
     hub, home = locate_user(env, host, user)
-    home, applied = zfs.set_quota(hub, home, size, force=force)
+    home, applied = homes.set_quota(hub, home, size, force=force)
     if as_json:
         emit_json(home.as_dict())
         return
     click.echo(
-        f"quota of {home.user_hash} on {home.hub} is now {zfs.human_size(home.refquota)} "
-        f"(files take {zfs.human_size(home.referenced)})"
+        f"quota of {home.user_hash} on {home.hub} is now {human_size(home.refquota)} "
+        f"(files take {human_size(home.referenced)})"
     )
     if applied != size:
         click.echo(
@@ -128,36 +118,28 @@ def list_(env_name: str | None, host: str | None, as_json: bool) -> None:
 
     One 'zfs get' per hub, whatever the number of students.
     """
-    from callysto_infra import zfs
-    from callysto_infra.errors import OperationError
+    from callysto_infra import homes
+    from callysto_infra.sizes import human_size
 
     env = load_env(env_name)
-    candidates = target_hubs(env, host)
-    if not candidates:
-        raise OperationError(f"environment '{env.name}' has no hubs in its Terraform state")
-    answers, failed = zfs.ask_every_hub(
-        candidates, lambda hub: zfs.list_homes(hub, env.config.hub.pool)
-    )
-    if failed:  # a partial list would pass for the whole fleet: name the hub instead
-        raise OperationError(next(iter(failed.values())))
-    homes = sorted((h for found in answers for h in found), key=lambda h: (-h.used, h.name))
+    asked, found = homes.list_all_homes(env, host)
     if as_json:
-        emit_json([h.as_dict() for h in homes])
+        emit_json([h.as_dict() for h in found])
         return
-    many = len(candidates) > 1
+    many = len(asked) > 1
     header = ["USER", "USED", "QUOTA", "AVAILABLE", "BANNED"] + (["HUB"] if many else [])
     rows = [
         [
             h.user_hash,
-            zfs.human_size(h.used),
-            zfs.human_size(h.refquota),
-            zfs.human_size(h.available),
+            human_size(h.used),
+            human_size(h.refquota),
+            human_size(h.available),
             "yes" if h.banned else "",
         ]
         + ([h.hub] if many else [])
-        for h in homes
+        for h in found
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    click.echo(f"{len(homes)} home{'s' if len(homes) != 1 else ''}", err=True)
+    click.echo(f"{len(found)} home{'s' if len(found) != 1 else ''}", err=True)

@@ -16,7 +16,7 @@ from callysto_infra.cli.common import (
     load_env,
     validated,
 )
-from callysto_infra.cli.quota import USER_HELP, describe, locate_user, print_fields, target_hubs
+from callysto_infra.cli.quota import USER_HELP, describe, locate_user, print_fields
 
 _user = validated(validate.user_ref)
 
@@ -151,7 +151,9 @@ def findhash(
 
     user_id = userhash.user_id(email, source, idp)
     user_hash = hasher.targeted_id(user_id)
-    where = _where(env, user_hash) if env is not None else None
+    from callysto_infra import homes  # a roster never asks the hubs, so only here
+
+    where = homes.where_is(env, user_hash) if env is not None else None
     if as_json:
         emit_json({"email": email, "source": source, "user_id": user_id, "hash": user_hash,
                    **(where or {})})  # fmt: skip
@@ -170,26 +172,6 @@ def findhash(
         click.echo(f"hub: none holds {where['dataset']} (not signed in yet?)", err=True)
 
 
-def _where(env, user_hash: str) -> dict:
-    """Which hub holds the hash's home: one round trip per hub. Never fails the command: the
-    hash is the answer, the hub a bonus when the hubs can be reached."""
-    from callysto_infra import hubs, zfs
-    from callysto_infra.errors import CallystoError
-
-    dataset = zfs.home_of(env.config.hub.pool, user_hash)
-    try:
-        known = hubs.hubs(env)
-    except CallystoError as exc:
-        return {"hub": None, "hubs": [], "dataset": dataset, "unreachable": {}, "error": str(exc)}
-    found = zfs.lookup(known, env.config.hub.pool, user_hash)
-    return {
-        "hub": ", ".join(h.hub for h in found.found) or None,
-        "hubs": [h.hub for h in found.found],
-        "dataset": dataset,
-        "unreachable": found.unreachable,
-    }
-
-
 # --- ban and unban -----------------------------------------------------------------------------
 
 
@@ -200,11 +182,11 @@ def _where(env, user_hash: str) -> dict:
 @click.argument("user", callback=_user)
 def ban(env_name: str | None, host: str | None, as_json: bool, user: str) -> None:
     """Make USER's home read-only and stop their running server."""
-    from callysto_infra import hubapi, zfs
+    from callysto_infra import homes, hubapi
 
     env = load_env(env_name)
     hub, home = locate_user(env, host, user)
-    home = zfs.ban(hub, home)
+    home = homes.ban(hub, home)
     server = hubapi.stop_server(env, hub, home.user_hash)
     if as_json:
         emit_json({**home.as_dict(), "server": server})
@@ -219,11 +201,11 @@ def ban(env_name: str | None, host: str | None, as_json: bool, user: str) -> Non
 @click.argument("user", callback=_user)
 def unban(env_name: str | None, host: str | None, as_json: bool, user: str) -> None:
     """Make USER's home writable again."""
-    from callysto_infra import zfs
+    from callysto_infra import homes
 
     env = load_env(env_name)
     hub, home = locate_user(env, host, user)
-    home = zfs.unban(hub, home)
+    home = homes.unban(hub, home)
     if as_json:
         emit_json(home.as_dict())
     else:
@@ -244,7 +226,7 @@ def delete_home(env_name: str | None, host: str | None, confirm: str | None, use
     The home leaves <pool>/home (the next sign-in starts empty); its snapshot stays under
     <pool>/deleted/<hash>/ and 'callysto user restore-home --from SNAPSHOT' brings it back.
     """
-    from callysto_infra import hubapi, zfs
+    from callysto_infra import homes, hubapi
     from callysto_infra.errors import UsageError
 
     env = load_env(env_name)
@@ -265,7 +247,7 @@ def delete_home(env_name: str | None, host: str | None, confirm: str | None, use
             "changed"
         )
     server = hubapi.stop_server(env, hub, home.user_hash)
-    deleted = zfs.delete_home(hub, home)
+    deleted = homes.delete_home(hub, home)
     click.echo(f"deleted the home of {home.user_hash} on {deleted.hub} ({server})")
     click.echo(f"kept: {deleted.snapshot}")
     click.echo(
@@ -290,15 +272,10 @@ def restore_home(env_name: str | None, host: str | None, snapshot: str, user: st
 
     The home then holds exactly the snapshot's files; what it held before is snapshotted first.
     """
-    from callysto_infra import userhash, zfs
+    from callysto_infra import homes
 
     env = load_env(env_name)
-    pool = env.config.hub.pool
-    candidates = target_hubs(env, host)
-    user_hash = userhash.hash_of_user(env, user)
-    zfs.check_snapshot_spec(snapshot, pool, user_hash)
-    hub, full = zfs.find_snapshot(candidates, pool, user_hash, snapshot)
-    restored = zfs.restore_home(hub, pool, user_hash, full, env.config.hub.refquota)
+    restored = homes.restore_user_home(env, host, user, snapshot)
     click.echo(f"restored {restored.home} on {restored.hub} from {restored.source}")
     if restored.previous:
         click.echo(f"what it held before: {restored.previous}")

@@ -1,0 +1,18 @@
+"""Byte counts for people: the one formatter, in binary units the way zfs prints them (1.5G,
+512K), so quotas, free space and transfers all read alike."""
+
+from __future__ import annotations
+
+
+def human_size(value: float | None) -> str:
+    """VALUE bytes as zfs prints them (1.5G, 512K, 100B); None (no quota) is 'none'."""
+    if value is None:
+        return "none"
+    size = float(value)
+    for unit in ("B", "K", "M", "G", "T"):
+        if abs(size) < 1024 or unit == "T":
+            if unit == "B":
+                return f"{int(size)}B"
+            return f"{size:.2f}".rstrip("0").rstrip(".") + unit
+        size /= 1024
+    raise AssertionError("unreachable")
