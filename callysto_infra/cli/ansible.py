@@ -8,7 +8,6 @@ import click
 
 from callysto_infra import validate
 from callysto_infra.cli.common import (
-    SubGroup,
     emit_json,
     env_option,
     json_option,
@@ -21,7 +20,7 @@ _group_name = validated(partial(validate.name, what="group"))
 _module = validated(partial(validate.name, what="module"))
 
 
-@click.group("ansible", cls=SubGroup)
+@click.group("ansible")
 def group() -> None:
     """Run Ansible against an environment's hubs."""
 

@@ -8,7 +8,6 @@ import click
 
 from callysto_infra import validate
 from callysto_infra.cli.common import (
-    SubGroup,
     emit_json,
     env_option,
     host_option,
@@ -49,7 +48,7 @@ def _say(line: str) -> None:
     click.echo(line, err=True)
 
 
-@click.group("backup", cls=SubGroup, invoke_without_command=True, epilog=KEY_HELP)
+@click.group("backup", invoke_without_command=True, epilog=KEY_HELP)
 @click.option("--to", "destination", type=_folder, help="Destination folder.")
 @click.option(
     "--recipient",

@@ -22,12 +22,33 @@ def _command_path(ctx: click.Context | None) -> str:
 
 
 class CallystoGroup(click.Group):
-    """A group whose errors are one line on stderr (exit 2 for bad input, 1 for a failure)."""
+    """A group whose errors are one line on stderr (exit 2 for bad input, 1 for a failure), or a
+    traceback after --debug."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Click parses --debug, so only the top level's counts: a '--debug' in a command run on a
+        # hub ('ssh shell HOST -- cmd --debug') is that command's, not ours.
+        self.params.append(
+            click.Option(
+                ["--debug"],
+                is_flag=True,
+                is_eager=True,
+                expose_value=False,
+                callback=self._record_debug,
+                help="Show tracebacks instead of one-line errors.",
+            )
+        )
+        self.debug = False
+
+    def _record_debug(self, ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if value:
+            self.debug = True
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         from callysto_infra.errors import CallystoError
 
-        debug = "--debug" in (sys.argv[1:] if args is None else list(args))
+        self.debug = False  # set again by --debug's callback if this run was given it
         try:
             rv = super().main(
                 args=args,
@@ -55,7 +76,7 @@ class CallystoGroup(click.Group):
             click.echo(f"error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
         except CallystoError as exc:
-            if debug:
+            if self.debug:
                 raise
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
@@ -66,17 +87,10 @@ class CallystoGroup(click.Group):
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
 
-    def group(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        kwargs.setdefault("cls", SubGroup)
-        return super().group(*args, **kwargs)
 
-
-class SubGroup(click.Group):
-    """Nested groups inherit the same settings."""
-
-    def group(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        kwargs.setdefault("cls", SubGroup)
-        return super().group(*args, **kwargs)
+# cli/quota.py still names it; a plain click.Group is all a subgroup needs, as the settings come
+# down from the top-level context.
+SubGroup = click.Group
 
 
 def env_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -116,12 +130,6 @@ def load_env(name: str | None):
 
 def emit_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, sort_keys=True))
-
-
-def not_available(what: str) -> None:
-    from callysto_infra.errors import NotAvailableYet
-
-    raise NotAvailableYet(what)
 
 
 def validated(check: Callable[[str], str]) -> Callable[[click.Context, click.Parameter, Any], Any]:

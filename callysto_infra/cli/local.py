@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from callysto_infra.cli.common import SubGroup, env_option
+from callysto_infra.cli.common import env_option
 
 
 def _say(message: str) -> None:
     click.echo(f"==> {message}", err=True)
 
 
-@click.group("local", cls=SubGroup)
+@click.group("local")
 def group() -> None:
     """Run a whole hub on this machine (the 'local' environment)."""
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from callysto_infra.cli.common import SubGroup, env_option, load_env
+from callysto_infra.cli.common import env_option, load_env
 
 _template = click.Choice(["hub"])
 
 
-@click.group("packer", cls=SubGroup)
+@click.group("packer")
 def group() -> None:
     """Build and validate the hub image with Packer."""
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from callysto_infra import validate
-from callysto_infra.cli.common import SubGroup, env_option, load_env, validated
+from callysto_infra.cli.common import env_option, load_env, validated
 
 
-@click.group("ssh", cls=SubGroup)
+@click.group("ssh")
 def group() -> None:
     """Connect to hubs over SSH."""
 

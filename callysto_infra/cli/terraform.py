@@ -8,7 +8,6 @@ import click
 
 from callysto_infra import validate
 from callysto_infra.cli.common import (
-    SubGroup,
     emit_json,
     env_option,
     json_option,
@@ -17,7 +16,7 @@ from callysto_infra.cli.common import (
 )
 
 
-@click.group("terraform", cls=SubGroup)
+@click.group("terraform")
 def group() -> None:
     """Create, change and destroy hubs with Terraform (or OpenTofu)."""
 

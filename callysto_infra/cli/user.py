@@ -8,7 +8,6 @@ import click
 
 from callysto_infra import validate
 from callysto_infra.cli.common import (
-    SubGroup,
     emit_json,
     env_option,
     host_option,
@@ -21,7 +20,7 @@ from callysto_infra.cli.quota import USER_HELP, describe, locate_user, print_fie
 _user = validated(validate.user_ref)
 
 
-@click.group("user", cls=SubGroup)
+@click.group("user")
 def group() -> None:
     """Find students' hashes and manage their accounts."""
 
