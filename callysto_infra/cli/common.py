@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
@@ -121,6 +121,21 @@ def host_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def hub_options(*, json: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--env, --host and (unless json=False) --json: the options of a command acting on hubs."""
+
+    def apply(func: Callable[..., Any]) -> Callable[..., Any]:
+        return env_option(host_option(json_option(func) if json else func))
+
+    return apply
+
+
+def typed(question: str) -> str:
+    """What the operator types at QUESTION, stripped: for confirmations that must be typed out
+    (a name or a hash), where pressing Enter gives '' and so goes no further."""
+    return click.prompt(question, default="", show_default=False, err=True).strip()
+
+
 def load_env(name: str | None):
     """The validated environment NAME (UsageError when missing, unknown or invalid)."""
     from callysto_infra import environments
@@ -130,6 +145,15 @@ def load_env(name: str | None):
 
 def emit_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, sort_keys=True))
+
+
+def emit(as_json: bool, document: Any, lines: Iterable[str]) -> None:
+    """DOCUMENT as JSON with --json, else LINES, one a line."""
+    if as_json:
+        emit_json(document)
+    else:
+        for line in lines:
+            click.echo(line)
 
 
 def validated(check: Callable[[str], str]) -> Callable[[click.Context, click.Parameter, Any], Any]:
