@@ -10,7 +10,8 @@ from callysto_infra import validate
 from callysto_infra.cli.common import (
     emit_json,
     env_option,
-    host_option,
+    from_group,
+    hub_options,
     json_option,
     load_env,
     validated,
@@ -29,19 +30,6 @@ def _config():
     from callysto_infra import config
 
     return config.load()
-
-
-def _destination(given: Path | None, configured) -> Path:
-    from callysto_infra.errors import UsageError
-
-    if given is not None:
-        return given
-    path = configured.resolve(configured.backup.destination)
-    if path is None:
-        raise UsageError(
-            "no backup destination: give --to DIR or set backup.destination in callysto.yaml"
-        )
-    return path
 
 
 def _say(line: str) -> None:
@@ -74,7 +62,7 @@ def group(
     from callysto_infra import backup, progress
 
     configured = _config()
-    folder = _destination(destination, configured)
+    folder = backup.destination_folder(destination, configured)
     backup.check_destination(folder)
     key = backup.encryption_key(recipient, recipients_file, passphrase_file, configured)
     total = sum(path.stat().st_size for path, _name in backup.sensitive_files())
@@ -102,7 +90,7 @@ def list_(destination: Path | None, as_json: bool) -> None:
     from callysto_infra import backup
     from callysto_infra.progress import human_bytes
 
-    rows = backup.describe(_destination(destination, _config()))
+    rows = backup.describe(backup.destination_folder(destination, _config()))
     if as_json:
         emit_json(rows)
         return
@@ -156,15 +144,8 @@ def destination_options(func):
     )(func)
 
 
-def _parent_param(ctx: click.Context, name: str, value):
-    if value is not None or ctx.parent is None:
-        return value
-    return ctx.parent.params.get(name)
-
-
 @group.group("homes", invoke_without_command=True)
-@env_option
-@host_option
+@hub_options(json=False)
 @destination_options
 @click.option("--keep", type=click.IntRange(min=1), help="Snapshots kept on the hub.")
 @click.pass_context
@@ -196,19 +177,17 @@ def homes(ctx: click.Context, env_name, host, to_dir, to_dataset, keep) -> None:
         )
 
 
+@from_group("env_name", "to_dir", "to_dataset")
 @homes.command("status")
 @env_option
 @destination_options
 @json_option
-@click.pass_context
-def homes_status(ctx: click.Context, env_name, to_dir, to_dataset, as_json: bool) -> None:
+def homes_status(env_name, to_dir, to_dataset, as_json: bool) -> None:
     """Show the newest and oldest home snapshot per hub, and at the destination."""
     from callysto_infra import homes_backup
     from callysto_infra.errors import OperationError, UsageError
 
-    env = load_env(_parent_param(ctx, "env_name", env_name))
-    to_dir = _parent_param(ctx, "to_dir", to_dir)
-    to_dataset = _parent_param(ctx, "to_dataset", to_dataset)
+    env = load_env(env_name)
     try:
         dest = homes_backup.destination(env, to_dir, to_dataset)
     except UsageError:
@@ -237,17 +216,16 @@ def homes_status(ctx: click.Context, env_name, to_dir, to_dataset, as_json: bool
         raise OperationError(f"{len(failed)} hub(s) could not be asked: {failed[0]['error']}")
 
 
+@from_group("env_name", "host", "to_dir", "to_dataset")
 @homes.command("restore")
-@env_option
-@host_option
+@hub_options(json=False)
 @destination_options
 @click.option(
     "--from", "snapshot", required=True, metavar="SNAPSHOT", help="callysto-YYYYMMDDTHHMMSSZ."
 )
 @click.option("--force", is_flag=True, help="Put back the snapshot's version of existing files.")
 @click.argument("user", required=False, callback=validated(validate.user_hash))
-@click.pass_context
-def homes_restore(ctx, env_name, host, to_dir, to_dataset, snapshot, force, user) -> None:
+def homes_restore(env_name, host, to_dir, to_dataset, snapshot, force, user) -> None:
     """Bring SNAPSHOT back from the backup destination onto the hub.
 
     With USER (a 40-hex user hash; see 'callysto user findhash'), that student's files from the
@@ -259,11 +237,8 @@ def homes_restore(ctx, env_name, host, to_dir, to_dataset, snapshot, force, user
     from callysto_infra.progress import human_bytes
 
     snapshot = homes_backup.check_snapshot_name(snapshot)
-    env = load_env(_parent_param(ctx, "env_name", env_name))
-    host = _parent_param(ctx, "host", host)
-    dest = homes_backup.destination(
-        env, _parent_param(ctx, "to_dir", to_dir), _parent_param(ctx, "to_dataset", to_dataset)
-    )
+    env = load_env(env_name)
+    dest = homes_backup.destination(env, to_dir, to_dataset)
     candidates = homes_backup.select_hubs(env, host)
     if len(candidates) != 1:
         raise UsageError(

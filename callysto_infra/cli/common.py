@@ -130,6 +130,24 @@ def hub_options(*, json: bool = True) -> Callable[[Callable[..., Any]], Callable
     return apply
 
 
+def from_group(*names: str) -> Callable[[click.Command], click.Command]:
+    """A subcommand's options NAMES, when left out, take what its group was given: 'backup homes
+    --env X status' is 'backup homes status --env X'. Goes above the subcommand's decorator."""
+
+    def group_value(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None and ctx.parent is not None:
+            return ctx.parent.params.get(param.name)
+        return value
+
+    def apply(command: click.Command) -> click.Command:
+        params = {param.name: param for param in command.params}
+        for name in names:
+            params[name].callback = group_value
+        return command
+
+    return apply
+
+
 def typed(question: str) -> str:
     """What the operator types at QUESTION, stripped: for confirmations that must be typed out
     (a name or a hash), where pressing Enter gives '' and so goes no further."""
