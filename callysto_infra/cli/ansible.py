@@ -7,13 +7,7 @@ from functools import partial
 import click
 
 from callysto_infra import validate
-from callysto_infra.cli.common import (
-    emit_json,
-    env_option,
-    json_option,
-    load_env,
-    validated,
-)
+from callysto_infra.cli.common import emit, env_option, json_option, load_env, validated
 
 _playbook = validated(partial(validate.name, what="playbook"))
 _group_name = validated(partial(validate.name, what="group"))
@@ -116,11 +110,7 @@ def hosts(
         names = ansible.list_playbook_hosts(env, playbook, _options(group_name))
     else:
         names = ansible.load_inventory(env).hosts(group_name)
-    if as_json:
-        emit_json(names)
-    else:
-        for name in names:
-            click.echo(name)
+    emit(as_json, names, names)
 
 
 @group.command("ping")
@@ -161,20 +151,7 @@ def get_ipv4(env_name: str | None, host: str, live: bool) -> None:
     """Print HOST's public address (from the inventory; --live: the host's default IPv4)."""
     from callysto_infra import ansible
 
-    env = load_env(env_name)
-    variables = ansible.load_inventory(env).host(host)
-    if not live:
-        click.echo(variables.get("ansible_host", host))
-        return
-    name = variables.get("inventory_hostname", host)
-    results = ansible.run_adhoc(env, name, "ansible.builtin.setup", "filter=ansible_default_ipv4")
-    facts = next(iter(results.results.values()), {}).get("ansible_facts", {})
-    address = facts.get("ansible_default_ipv4", {}).get("address")
-    if not address:
-        from callysto_infra.errors import OperationError
-
-        raise OperationError(f"host '{host}' reported no default IPv4 address")
-    click.echo(address)
+    click.echo(ansible.ipv4(load_env(env_name), host, live=live))
 
 
 @group.command("get-ssh-user")
@@ -184,14 +161,7 @@ def get_ssh_user(env_name: str | None, host: str) -> None:
     """Print HOST's SSH user."""
     from callysto_infra import ansible
 
-    env = load_env(env_name)
-    variables = ansible.load_inventory(env).host(host)
-    if variables.get("ansible_connection") == "local":
-        import getpass
-
-        click.echo(getpass.getuser())
-    else:
-        click.echo(variables.get("ansible_user", "root"))
+    click.echo(ansible.ssh_user(load_env(env_name), host))
 
 
 @group.command("playbook")
@@ -215,6 +185,4 @@ def playbook(
 
     env = load_env(env_name)
     options = _options(group_name, check, tags, extra_vars, ansible_args)
-    if group_name:
-        ansible.load_inventory(env).hosts(group_name)
     _recap(ansible.run_playbook(env, playbook, options))

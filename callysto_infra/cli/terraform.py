@@ -8,6 +8,7 @@ import click
 
 from callysto_infra import validate
 from callysto_infra.cli.common import (
+    emit,
     emit_json,
     env_option,
     json_option,
@@ -127,11 +128,7 @@ def list_targets(env_name: str | None, as_json: bool) -> None:
     from callysto_infra import terraform
 
     targets = terraform.list_targets(load_env(env_name))
-    if as_json:
-        emit_json(targets)
-    else:
-        for target in targets:
-            click.echo(target)
+    emit(as_json, targets, targets)
 
 
 @group.command("taint")
