@@ -7,7 +7,7 @@ from functools import partial
 import click
 
 from callysto_infra import validate
-from callysto_infra.cli.common import emit, env_option, json_option, load_env, validated
+from callysto_infra.cli.common import emit, env_option, flag, json_option, load_env, validated
 
 _playbook = validated(partial(validate.name, what="playbook"))
 _group_name = validated(partial(validate.name, what="group"))
@@ -34,9 +34,7 @@ def playbook_options(func):
     )(func)  # fmt: skip
     func = click.option("--tags", metavar="TAGS", help="Only run tasks with these tags.")(func)
     func = ansible_args_option(func)
-    func = click.option(
-        "--check", is_flag=True, help="Check mode: report what would change (adds --diff)."
-    )(func)
+    func = flag("--check", help="Check mode: report what would change (adds --diff).")(func)
     return group_option(func)
 
 
@@ -146,7 +144,7 @@ def exec_(env_name, group_name, module, module_args, ansible_args):
 @group.command("get-ipv4")
 @env_option
 @click.argument("host", callback=validated(validate.host))
-@click.option("--live", is_flag=True, help="Ask the host itself instead of the inventory.")
+@flag("--live", help="Ask the host itself instead of the inventory.")
 def get_ipv4(env_name: str | None, host: str, live: bool) -> None:
     """Print HOST's public address (from the inventory; --live: the host's default IPv4)."""
     from callysto_infra import ansible

@@ -10,6 +10,7 @@ from callysto_infra import validate
 from callysto_infra.cli.common import (
     emit_json,
     env_option,
+    flag,
     from_group,
     hub_options,
     json_option,
@@ -116,7 +117,7 @@ def verify(identity, passphrase_file, archive) -> None:
 @group.command("restore", epilog=KEY_HELP)
 @identity_options
 @click.option("--to", "destination", required=True, type=_folder, help="Folder to restore into.")
-@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@flag("--force", help="Overwrite existing files.")
 @click.argument("archive", type=_key_file)
 def restore(identity, passphrase_file, destination, force, archive) -> None:
     """Verify ARCHIVE, then restore it into a folder as envs/<ENV>/... (never overwrites
@@ -223,7 +224,7 @@ def homes_status(env_name, to_dir, to_dataset, as_json: bool) -> None:
 @click.option(
     "--from", "snapshot", required=True, metavar="SNAPSHOT", help="callysto-YYYYMMDDTHHMMSSZ."
 )
-@click.option("--force", is_flag=True, help="Put back the snapshot's version of existing files.")
+@flag("--force", help="Put back the snapshot's version of existing files.")
 @click.argument("user", required=False, callback=validated(validate.user_hash))
 def homes_restore(env_name, host, to_dir, to_dataset, snapshot, force, user) -> None:
     """Bring SNAPSHOT back from the backup destination onto the hub.

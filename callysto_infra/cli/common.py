@@ -14,6 +14,7 @@ CONTEXT_SETTINGS = {
     "help_option_names": ["-h", "--help"],
     "terminal_width": 80,
     "max_content_width": 80,
+    "show_default": True,  # an option with a default says it in --help, whichever command
 }
 
 
@@ -104,13 +105,15 @@ def env_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def flag(*decls: str, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An on/off option, off unless given."""
+    return click.option(*decls, is_flag=True, help=help)
+
+
 def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--json",
-        "as_json",
-        is_flag=True,
-        help="Print one JSON document on stdout and nothing else.",
-    )(func)
+    return flag("--json", "as_json", help="Print one JSON document on stdout and nothing else.")(
+        func
+    )
 
 
 def host_option(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -58,7 +58,6 @@ def _hasher(env_name, salt_file, idp_entity_id, sp_entity_id):
     "--source",
     type=click.Choice(["google", "microsoft", "saml"]),
     default="google",
-    show_default=True,
     help="How the student signs in.",
 )
 @click.option("--idp", metavar="ENTITYID", help="The student's IdP entity ID (with --source saml).")
