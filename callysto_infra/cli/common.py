@@ -1,5 +1,6 @@
-"""What every command shares: the group class that turns errors into one line, and the common
-options. Only Click is imported here so that 'callysto --help' stays fast."""
+"""What every command shares: the group class that turns errors into one line, the common
+options, JSON-or-text output and typed confirmations. Only Click is imported here so that
+'callysto --help' stays fast."""
 
 from __future__ import annotations
 
@@ -110,10 +111,7 @@ def flag(*decls: str, help: str) -> Callable[[Callable[..., Any]], Callable[...,
     return click.option(*decls, is_flag=True, help=help)
 
 
-def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return flag("--json", "as_json", help="Print one JSON document on stdout and nothing else.")(
-        func
-    )
+json_option = flag("--json", "as_json", help="Print one JSON document on stdout and nothing else.")
 
 
 def host_option(func: Callable[..., Any]) -> Callable[..., Any]:
