@@ -300,6 +300,8 @@ def execute(argv: Sequence[str], *, stream: bool = True) -> Results:
 
 
 def run_playbook(env: Environment, name: str, options: Options, *, stream: bool = True) -> Results:
+    if options.limit:
+        load_inventory(env).hosts(options.limit)  # an unknown group or host: before anything runs
     book = find_playbook(name)
     return execute(playbook_argv(_checked_source(env), book, options), stream=stream)
 
@@ -320,6 +322,31 @@ def run_adhoc(
         inventory.source_file(env), pattern, module, module_args, options, become=become
     )
     return execute(argv, stream=stream)
+
+
+def ipv4(env: Environment, host: str, *, live: bool = False) -> str:
+    """HOST's public address as the inventory has it; with LIVE, the default IPv4 address the host
+    itself reports (Ansible's setup facts)."""
+    variables = load_inventory(env).host(host)
+    if not live:
+        return variables.get("ansible_host", host)
+    name = variables.get("inventory_hostname", host)
+    results = run_adhoc(env, name, "ansible.builtin.setup", "filter=ansible_default_ipv4")
+    facts = next(iter(results.results.values()), {}).get("ansible_facts", {})
+    address = facts.get("ansible_default_ipv4", {}).get("address")
+    if not address:
+        raise OperationError(f"host '{host}' reported no default IPv4 address")
+    return address
+
+
+def ssh_user(env: Environment, host: str) -> str:
+    """The user Ansible logs in to HOST as: this machine's own user for a local connection."""
+    variables = load_inventory(env).host(host)
+    if variables.get("ansible_connection") == "local":
+        import getpass
+
+        return getpass.getuser()
+    return variables.get("ansible_user", "root")
 
 
 def list_playbook_hosts(env: Environment, name: str, options: Options = Options()) -> list[str]:

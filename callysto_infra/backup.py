@@ -226,6 +226,18 @@ class _Hashing:
         return data
 
 
+def destination_folder(given: Path | None, configured) -> Path:
+    """The folder of archives: GIVEN (--to), else backup.destination in callysto.yaml."""
+    if given is not None:
+        return given
+    path = configured.resolve(configured.backup.destination)
+    if path is None:
+        raise UsageError(
+            "no backup destination: give --to DIR or set backup.destination in callysto.yaml"
+        )
+    return path
+
+
 def check_destination(destination: Path) -> Path:
     if not destination.exists():
         raise UsageError(

@@ -17,10 +17,3 @@ class OperationError(CallystoError):
     """The operation was attempted and failed."""
 
     exit_code = 1
-
-
-class NotAvailableYet(OperationError):
-    """A command whose machinery is not built yet: it refuses instead of pretending."""
-
-    def __init__(self, what: str):
-        super().__init__(f"not available yet: {what}")

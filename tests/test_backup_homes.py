@@ -343,3 +343,13 @@ def test_status_names_a_hub_that_cannot_be_reached(callysto, envs_dir):
     assert result.returncode == 1
     assert "hub-01: hub 'hub-01' (127.0.0.1) is unreachable" in result.stdout
     assert "could not be asked" in one_line_error(result, 1)
+
+
+def test_options_given_to_homes_count_for_its_subcommands(callysto, envs_dir):
+    environments.create("dev", "brave-otter")
+    status = callysto("backup", "homes", "--env", "brave-otter", "status")
+    assert "has no Terraform state yet" in one_line_error(status, 2)  # the env was found
+    restore = callysto(
+        "backup", "homes", "--env", "nope", "restore", "--from", "callysto-20200101T000000Z"
+    )
+    assert "unknown environment 'nope'" in one_line_error(restore, 2)

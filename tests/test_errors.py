@@ -65,3 +65,19 @@ def test_bad_size_is_refused(callysto, size):
 def test_debug_shows_the_traceback(callysto):
     result = callysto("--debug", "env", "show", "--env", "nope")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_debug_after_the_subcommand_is_not_ours(callysto):
+    # Here '--debug' belongs to the command run on the hub: the error stays one line.
+    result = callysto("ssh", "shell", "--env", "nope", "hub-01", "--", "zfs", "list", "--debug")
+    assert_one_line_error(result, "unknown environment 'nope'")
+
+
+def test_debug_before_the_subcommand_shows_the_traceback_of_the_same_failure(callysto):
+    result = callysto("--debug", "ssh", "shell", "--env", "nope", "hub-01", "--", "zfs", "list")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+    assert "unknown environment 'nope'" in result.stderr
+
+
+def test_debug_given_to_a_subgroup_is_bad_usage(callysto):
+    assert_one_line_error(callysto("ssh", "--debug", "shell", "hub-01"), "--debug", "--help")

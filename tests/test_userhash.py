@@ -248,3 +248,13 @@ def test_roster_output_file_holds_the_csv(callysto, dev_env, tmp_path):
     assert out.read_text() == "email,hash\nada@school.ca,{}\n".format(
         userhash.targeted_id(salt, dev_env.idp_entity_id, dev_env.sp_entity_id, "ada@school.ca")
     )
+
+
+def test_roster_output_that_cannot_be_written_is_one_line(callysto, dev_env, tmp_path):
+    roster = tmp_path / "class.txt"
+    roster.write_text("ada@school.ca\n")
+    out = tmp_path / "no-such-folder" / "hashes.csv"
+    done = callysto("user", "findhash", "--env", "brave-otter", "--file", str(roster),
+                    "--output", str(out))  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"output {out} cannot be written" in done.stderr and done.stderr.count("\n") == 1

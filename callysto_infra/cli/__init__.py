@@ -22,8 +22,7 @@ from callysto_infra.cli.common import CONTEXT_SETTINGS, CallystoGroup
 
 @click.group(cls=CallystoGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="callysto")
-@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
-def main(debug: bool) -> None:
+def main() -> None:
     """Operate Callysto JupyterHub fleets: environments, Terraform, Ansible, Packer, user hashes,
     quotas, backups and SSH.
 

@@ -7,21 +7,14 @@ from functools import partial
 import click
 
 from callysto_infra import validate
-from callysto_infra.cli.common import (
-    SubGroup,
-    emit_json,
-    env_option,
-    json_option,
-    load_env,
-    validated,
-)
+from callysto_infra.cli.common import emit, env_option, flag, json_option, load_env, validated
 
 _playbook = validated(partial(validate.name, what="playbook"))
 _group_name = validated(partial(validate.name, what="group"))
 _module = validated(partial(validate.name, what="module"))
 
 
-@click.group("ansible", cls=SubGroup)
+@click.group("ansible")
 def group() -> None:
     """Run Ansible against an environment's hubs."""
 
@@ -41,9 +34,7 @@ def playbook_options(func):
     )(func)  # fmt: skip
     func = click.option("--tags", metavar="TAGS", help="Only run tasks with these tags.")(func)
     func = ansible_args_option(func)
-    func = click.option(
-        "--check", is_flag=True, help="Check mode: report what would change (adds --diff)."
-    )(func)
+    func = flag("--check", help="Check mode: report what would change (adds --diff).")(func)
     return group_option(func)
 
 
@@ -117,11 +108,7 @@ def hosts(
         names = ansible.list_playbook_hosts(env, playbook, _options(group_name))
     else:
         names = ansible.load_inventory(env).hosts(group_name)
-    if as_json:
-        emit_json(names)
-    else:
-        for name in names:
-            click.echo(name)
+    emit(as_json, names, names)
 
 
 @group.command("ping")
@@ -157,25 +144,12 @@ def exec_(env_name, group_name, module, module_args, ansible_args):
 @group.command("get-ipv4")
 @env_option
 @click.argument("host", callback=validated(validate.host))
-@click.option("--live", is_flag=True, help="Ask the host itself instead of the inventory.")
+@flag("--live", help="Ask the host itself instead of the inventory.")
 def get_ipv4(env_name: str | None, host: str, live: bool) -> None:
     """Print HOST's public address (from the inventory; --live: the host's default IPv4)."""
     from callysto_infra import ansible
 
-    env = load_env(env_name)
-    variables = ansible.load_inventory(env).host(host)
-    if not live:
-        click.echo(variables.get("ansible_host", host))
-        return
-    name = variables.get("inventory_hostname", host)
-    results = ansible.run_adhoc(env, name, "ansible.builtin.setup", "filter=ansible_default_ipv4")
-    facts = next(iter(results.results.values()), {}).get("ansible_facts", {})
-    address = facts.get("ansible_default_ipv4", {}).get("address")
-    if not address:
-        from callysto_infra.errors import OperationError
-
-        raise OperationError(f"host '{host}' reported no default IPv4 address")
-    click.echo(address)
+    click.echo(ansible.ipv4(load_env(env_name), host, live=live))
 
 
 @group.command("get-ssh-user")
@@ -185,14 +159,7 @@ def get_ssh_user(env_name: str | None, host: str) -> None:
     """Print HOST's SSH user."""
     from callysto_infra import ansible
 
-    env = load_env(env_name)
-    variables = ansible.load_inventory(env).host(host)
-    if variables.get("ansible_connection") == "local":
-        import getpass
-
-        click.echo(getpass.getuser())
-    else:
-        click.echo(variables.get("ansible_user", "root"))
+    click.echo(ansible.ssh_user(load_env(env_name), host))
 
 
 @group.command("playbook")
@@ -216,6 +183,4 @@ def playbook(
 
     env = load_env(env_name)
     options = _options(group_name, check, tags, extra_vars, ansible_args)
-    if group_name:
-        ansible.load_inventory(env).hosts(group_name)
     _recap(ansible.run_playbook(env, playbook, options))

@@ -8,10 +8,11 @@ import click
 
 from callysto_infra import validate
 from callysto_infra.cli.common import (
-    SubGroup,
     emit_json,
     env_option,
-    host_option,
+    flag,
+    from_group,
+    hub_options,
     json_option,
     load_env,
     validated,
@@ -32,24 +33,11 @@ def _config():
     return config.load()
 
 
-def _destination(given: Path | None, configured) -> Path:
-    from callysto_infra.errors import UsageError
-
-    if given is not None:
-        return given
-    path = configured.resolve(configured.backup.destination)
-    if path is None:
-        raise UsageError(
-            "no backup destination: give --to DIR or set backup.destination in callysto.yaml"
-        )
-    return path
-
-
 def _say(line: str) -> None:
     click.echo(line, err=True)
 
 
-@click.group("backup", cls=SubGroup, invoke_without_command=True, epilog=KEY_HELP)
+@click.group("backup", invoke_without_command=True, epilog=KEY_HELP)
 @click.option("--to", "destination", type=_folder, help="Destination folder.")
 @click.option(
     "--recipient",
@@ -75,7 +63,7 @@ def group(
     from callysto_infra import backup, progress
 
     configured = _config()
-    folder = _destination(destination, configured)
+    folder = backup.destination_folder(destination, configured)
     backup.check_destination(folder)
     key = backup.encryption_key(recipient, recipients_file, passphrase_file, configured)
     total = sum(path.stat().st_size for path, _name in backup.sensitive_files())
@@ -103,7 +91,7 @@ def list_(destination: Path | None, as_json: bool) -> None:
     from callysto_infra import backup
     from callysto_infra.sizes import human_size
 
-    rows = backup.describe(_destination(destination, _config()))
+    rows = backup.describe(backup.destination_folder(destination, _config()))
     if as_json:
         emit_json(rows)
         return
@@ -129,7 +117,7 @@ def verify(identity, passphrase_file, archive) -> None:
 @group.command("restore", epilog=KEY_HELP)
 @identity_options
 @click.option("--to", "destination", required=True, type=_folder, help="Folder to restore into.")
-@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@flag("--force", help="Overwrite existing files.")
 @click.argument("archive", type=_key_file)
 def restore(identity, passphrase_file, destination, force, archive) -> None:
     """Verify ARCHIVE, then restore it into a folder as envs/<ENV>/... (never overwrites
@@ -157,15 +145,8 @@ def destination_options(func):
     )(func)
 
 
-def _parent_param(ctx: click.Context, name: str, value):
-    if value is not None or ctx.parent is None:
-        return value
-    return ctx.parent.params.get(name)
-
-
 @group.group("homes", invoke_without_command=True)
-@env_option
-@host_option
+@hub_options(json=False)
 @destination_options
 @click.option("--keep", type=click.IntRange(min=1), help="Snapshots kept on the hub.")
 @click.pass_context
@@ -197,19 +178,17 @@ def homes(ctx: click.Context, env_name, host, to_dir, to_dataset, keep) -> None:
         )
 
 
+@from_group("env_name", "to_dir", "to_dataset")
 @homes.command("status")
 @env_option
 @destination_options
 @json_option
-@click.pass_context
-def homes_status(ctx: click.Context, env_name, to_dir, to_dataset, as_json: bool) -> None:
+def homes_status(env_name, to_dir, to_dataset, as_json: bool) -> None:
     """Show the newest and oldest home snapshot per hub, and at the destination."""
     from callysto_infra import homes_backup
     from callysto_infra.errors import OperationError, UsageError
 
-    env = load_env(_parent_param(ctx, "env_name", env_name))
-    to_dir = _parent_param(ctx, "to_dir", to_dir)
-    to_dataset = _parent_param(ctx, "to_dataset", to_dataset)
+    env = load_env(env_name)
     try:
         dest = homes_backup.destination(env, to_dir, to_dataset)
     except UsageError:
@@ -238,17 +217,16 @@ def homes_status(ctx: click.Context, env_name, to_dir, to_dataset, as_json: bool
         raise OperationError(f"{len(failed)} hub(s) could not be asked: {failed[0]['error']}")
 
 
+@from_group("env_name", "host", "to_dir", "to_dataset")
 @homes.command("restore")
-@env_option
-@host_option
+@hub_options(json=False)
 @destination_options
 @click.option(
     "--from", "snapshot", required=True, metavar="SNAPSHOT", help="callysto-YYYYMMDDTHHMMSSZ."
 )
-@click.option("--force", is_flag=True, help="Put back the snapshot's version of existing files.")
+@flag("--force", help="Put back the snapshot's version of existing files.")
 @click.argument("user", required=False, callback=validated(validate.user_hash))
-@click.pass_context
-def homes_restore(ctx, env_name, host, to_dir, to_dataset, snapshot, force, user) -> None:
+def homes_restore(env_name, host, to_dir, to_dataset, snapshot, force, user) -> None:
     """Bring SNAPSHOT back from the backup destination onto the hub.
 
     With USER (a 40-hex user hash; see 'callysto user findhash'), that student's files from the
@@ -260,11 +238,8 @@ def homes_restore(ctx, env_name, host, to_dir, to_dataset, snapshot, force, user
     from callysto_infra.sizes import human_size
 
     snapshot = homes_backup.check_snapshot_name(snapshot)
-    env = load_env(_parent_param(ctx, "env_name", env_name))
-    host = _parent_param(ctx, "host", host)
-    dest = homes_backup.destination(
-        env, _parent_param(ctx, "to_dir", to_dir), _parent_param(ctx, "to_dataset", to_dataset)
-    )
+    env = load_env(env_name)
+    dest = homes_backup.destination(env, to_dir, to_dataset)
     candidates = homes_backup.select_hubs(env, host)
     if len(candidates) != 1:
         raise UsageError(

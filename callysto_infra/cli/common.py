@@ -1,11 +1,12 @@
-"""What every command shares: the group class that turns errors into one line, and the common
-options. Only Click is imported here so that 'callysto --help' stays fast."""
+"""What every command shares: the group class that turns errors into one line, the common
+options, JSON-or-text output and typed confirmations. Only Click is imported here so that
+'callysto --help' stays fast."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
@@ -14,6 +15,7 @@ CONTEXT_SETTINGS = {
     "help_option_names": ["-h", "--help"],
     "terminal_width": 80,
     "max_content_width": 80,
+    "show_default": True,  # an option with a default says it in --help, whichever command
 }
 
 
@@ -22,12 +24,33 @@ def _command_path(ctx: click.Context | None) -> str:
 
 
 class CallystoGroup(click.Group):
-    """A group whose errors are one line on stderr (exit 2 for bad input, 1 for a failure)."""
+    """A group whose errors are one line on stderr (exit 2 for bad input, 1 for a failure), or a
+    traceback after --debug."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Click parses --debug, so only the top level's counts: a '--debug' in a command run on a
+        # hub ('ssh shell HOST -- cmd --debug') is that command's, not ours.
+        self.params.append(
+            click.Option(
+                ["--debug"],
+                is_flag=True,
+                is_eager=True,
+                expose_value=False,
+                callback=self._record_debug,
+                help="Show tracebacks instead of one-line errors.",
+            )
+        )
+        self.debug = False
+
+    def _record_debug(self, ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if value:
+            self.debug = True
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         from callysto_infra.errors import CallystoError
 
-        debug = "--debug" in (sys.argv[1:] if args is None else list(args))
+        self.debug = False  # set again by --debug's callback if this run was given it
         try:
             rv = super().main(
                 args=args,
@@ -55,7 +78,7 @@ class CallystoGroup(click.Group):
             click.echo(f"error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
         except CallystoError as exc:
-            if debug:
+            if self.debug:
                 raise
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
@@ -65,18 +88,6 @@ class CallystoGroup(click.Group):
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
-
-    def group(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        kwargs.setdefault("cls", SubGroup)
-        return super().group(*args, **kwargs)
-
-
-class SubGroup(click.Group):
-    """Nested groups inherit the same settings."""
-
-    def group(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
-        kwargs.setdefault("cls", SubGroup)
-        return super().group(*args, **kwargs)
 
 
 def env_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -90,13 +101,12 @@ def env_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--json",
-        "as_json",
-        is_flag=True,
-        help="Print one JSON document on stdout and nothing else.",
-    )(func)
+def flag(*decls: str, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An on/off option, off unless given."""
+    return click.option(*decls, is_flag=True, help=help)
+
+
+json_option = flag("--json", "as_json", help="Print one JSON document on stdout and nothing else.")
 
 
 def host_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,6 +115,39 @@ def host_option(func: Callable[..., Any]) -> Callable[..., Any]:
         metavar="HOST",
         help="Hub to act on; default: the environment's only hub, or the one holding the user.",
     )(func)
+
+
+def hub_options(*, json: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--env, --host and (unless json=False) --json: the options of a command acting on hubs."""
+
+    def apply(func: Callable[..., Any]) -> Callable[..., Any]:
+        return env_option(host_option(json_option(func) if json else func))
+
+    return apply
+
+
+def from_group(*names: str) -> Callable[[click.Command], click.Command]:
+    """A subcommand's options NAMES, when left out, take what its group was given: 'backup homes
+    --env X status' is 'backup homes status --env X'. Goes above the subcommand's decorator."""
+
+    def group_value(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None and ctx.parent is not None:
+            return ctx.parent.params.get(param.name)
+        return value
+
+    def apply(command: click.Command) -> click.Command:
+        params = {param.name: param for param in command.params}
+        for name in names:
+            params[name].callback = group_value
+        return command
+
+    return apply
+
+
+def typed(question: str) -> str:
+    """What the operator types at QUESTION, stripped: for confirmations that must be typed out
+    (a name or a hash), where pressing Enter gives '' and so goes no further."""
+    return click.prompt(question, default="", show_default=False, err=True).strip()
 
 
 def load_env(name: str | None):
@@ -118,10 +161,13 @@ def emit_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, sort_keys=True))
 
 
-def not_available(what: str) -> None:
-    from callysto_infra.errors import NotAvailableYet
-
-    raise NotAvailableYet(what)
+def emit(as_json: bool, document: Any, lines: Iterable[str]) -> None:
+    """DOCUMENT as JSON with --json, else LINES, one a line."""
+    if as_json:
+        emit_json(document)
+    else:
+        for line in lines:
+            click.echo(line)
 
 
 def validated(check: Callable[[str], str]) -> Callable[[click.Context, click.Parameter, Any], Any]:

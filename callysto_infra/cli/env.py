@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from callysto_infra.cli.common import SubGroup, emit_json, env_option, json_option, load_env
+from callysto_infra.cli.common import emit_json, env_option, json_option, load_env
 
 
-@click.group("env", cls=SubGroup)
+@click.group("env")
 def group() -> None:
     """Create, list and show environments (envs/<NAME>/env.yaml)."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from callysto_infra.cli.common import emit_json, env_option, json_option, load_env
+from callysto_infra.cli.common import emit, env_option, json_option, load_env
 
 
 @click.command("health")
@@ -12,14 +12,12 @@ from callysto_infra.cli.common import emit_json, env_option, json_option, load_e
 @click.option(
     "--attempts",
     default=1,
-    show_default=True,
     type=click.IntRange(1, 1000),
     help="Rounds of checks before giving up (a hub that is still starting needs a few).",
 )
 @click.option(
     "--timeout",
     default=5.0,
-    show_default=True,
     type=click.FloatRange(0.1, 600),
     help="Seconds each request may take.",
 )
@@ -31,11 +29,10 @@ def group(env_name: str | None, attempts: int, timeout: float, as_json: bool) ->
 
     env = load_env(env_name)
     report = health.wait(env, attempts=attempts, timeout=timeout)
-    if as_json:
-        emit_json(report.as_dict())
-    else:
-        for item in report.checks:
-            click.echo(f"{'ok' if item.ok else 'FAIL':<5} {item.name:<11} {item.detail}")
+    lines = (
+        f"{'ok' if item.ok else 'FAIL':<5} {item.name:<11} {item.detail}" for item in report.checks
+    )
+    emit(as_json, report.as_dict(), lines)
     failure = report.first_failure
     if failure is not None:
         tries = f" after {report.attempts} attempts" if report.attempts > 1 else ""

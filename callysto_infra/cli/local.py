@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import click
 
-from callysto_infra.cli.common import SubGroup, env_option
+from callysto_infra.cli.common import env_option, flag, typed
 
 
 def _say(message: str) -> None:
     click.echo(f"==> {message}", err=True)
 
 
-@click.group("local", cls=SubGroup)
+@click.group("local")
 def group() -> None:
     """Run a whole hub on this machine (the 'local' environment)."""
 
 
 @group.command("up")
 @env_option
-@click.option(
+@flag(
     "--no-install",
-    is_flag=True,
     help="Do not run scripts/bootstrap-system (the system packages are there already).",
 )
 def up(env_name: str | None, no_install: bool) -> None:
@@ -44,7 +43,7 @@ def stop(env_name: str | None) -> None:
 
 @group.command("destroy")
 @env_option
-@click.option("--yes", is_flag=True, help="Do not ask.")
+@flag("--yes", help="Do not ask.")
 def destroy(env_name: str | None, yes: bool) -> None:
     """Remove the local hub's pool and its files (asks first)."""
     from callysto_infra import local
@@ -57,8 +56,7 @@ def destroy(env_name: str | None, yes: bool) -> None:
             f"and removes {local.data_dir(env)}.",
             err=True,
         )
-        answer = click.prompt(f"Type the pool's name ({pool}) to go on", default="", err=True)
-        if answer.strip() != pool:
+        if typed(f"Type the pool's name ({pool}) to go on") != pool:
             raise click.Abort()
     local.destroy(env, _say)
     click.echo(

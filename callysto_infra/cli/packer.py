@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from callysto_infra.cli.common import SubGroup, env_option, load_env
+from callysto_infra.cli.common import env_option, flag, load_env
 
 _template = click.Choice(["hub"])
 
 
-@click.group("packer", cls=SubGroup)
+@click.group("packer")
 def group() -> None:
     """Build and validate the hub image with Packer."""
 
@@ -34,11 +34,7 @@ def build(env_name: str | None, template: str) -> None:
 
 @group.command("validate")
 @env_option
-@click.option(
-    "--syntax-only",
-    is_flag=True,
-    help="Check the template's syntax only, without logging in to the cloud.",
-)
+@flag("--syntax-only", help="Check the template's syntax only, without logging in to the cloud.")
 @click.argument("template", type=_template)
 def validate_(env_name: str | None, syntax_only: bool, template: str) -> None:
     """Validate the TEMPLATE (hub) with the environment's values.

@@ -6,7 +6,6 @@ import click
 
 from callysto_infra import validate
 from callysto_infra.cli.common import (
-    SubGroup,
     emit_json,
     env_option,
     host_option,
@@ -50,7 +49,7 @@ def print_fields(rows: list[tuple[str, str]]) -> None:
         click.echo(f"{key:<{width}}  {value}")
 
 
-@click.group("quota", cls=SubGroup)
+@click.group("quota")
 def group() -> None:
     """Read and set students' quotas."""
 

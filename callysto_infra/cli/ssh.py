@@ -5,17 +5,17 @@ from __future__ import annotations
 import click
 
 from callysto_infra import validate
-from callysto_infra.cli.common import SubGroup, env_option, load_env, validated
+from callysto_infra.cli.common import env_option, flag, load_env, validated
 
 
-@click.group("ssh", cls=SubGroup)
+@click.group("ssh")
 def group() -> None:
     """Connect to hubs over SSH."""
 
 
 @group.command("shell")
 @env_option
-@click.option("--print", "print_only", is_flag=True, help="Print the ssh command instead.")
+@flag("--print", "print_only", help="Print the ssh command instead.")
 @click.argument("host", callback=validated(validate.host))
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def shell(env_name: str | None, print_only: bool, host: str, command: tuple[str, ...]) -> None:

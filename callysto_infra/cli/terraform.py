@@ -8,16 +8,18 @@ import click
 
 from callysto_infra import validate
 from callysto_infra.cli.common import (
-    SubGroup,
+    emit,
     emit_json,
     env_option,
+    flag,
     json_option,
     load_env,
+    typed,
     validated,
 )
 
 
-@click.group("terraform", cls=SubGroup)
+@click.group("terraform")
 def group() -> None:
     """Create, change and destroy hubs with Terraform (or OpenTofu)."""
 
@@ -33,13 +35,7 @@ def _confirm_volumes(env_name: str) -> bool:
         "this hub is erased.",
         err=True,
     )
-    typed = click.prompt(
-        f"Type the environment's name ({env_name}) to go on",
-        default="",
-        show_default=False,
-        err=True,
-    )
-    return typed.strip() == env_name
+    return typed(f"Type the environment's name ({env_name}) to go on") == env_name
 
 
 @group.command("setup")
@@ -128,11 +124,7 @@ def list_targets(env_name: str | None, as_json: bool) -> None:
     from callysto_infra import terraform
 
     targets = terraform.list_targets(load_env(env_name))
-    if as_json:
-        emit_json(targets)
-    else:
-        for target in targets:
-            click.echo(target)
+    emit(as_json, targets, targets)
 
 
 @group.command("taint")
@@ -175,14 +167,11 @@ def hub_new_prod(name: str) -> None:
 
 @hub.command("rebuild")
 @env_option
-@click.option(
+@flag(
     "--with-volumes",
-    is_flag=True,
     help="Also replace both ZFS volumes, and the students' data on them (asks to confirm).",
 )
-@click.option(
-    "--auto-approve", is_flag=True, help="Rebuild without asking (not the volumes' question)."
-)
+@flag("--auto-approve", help="Rebuild without asking (not the volumes' question).")
 def hub_rebuild(env_name: str | None, with_volumes: bool, auto_approve: bool) -> None:
     """Replace the hub's instance; its two ZFS volumes and their data stay."""
     from callysto_infra import terraform

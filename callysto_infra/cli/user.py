@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from callysto_infra import validate
 from callysto_infra.cli.common import (
-    SubGroup,
+    emit,
     emit_json,
     env_option,
-    host_option,
+    hub_options,
     json_option,
     load_env,
+    typed,
     validated,
 )
 from callysto_infra.cli.quota import USER_HELP, describe, locate_user, print_fields
@@ -21,7 +25,7 @@ from callysto_infra.cli.quota import USER_HELP, describe, locate_user, print_fie
 _user = validated(validate.user_ref)
 
 
-@click.group("user", cls=SubGroup)
+@click.group("user")
 def group() -> None:
     """Find students' hashes and manage their accounts."""
 
@@ -46,55 +50,6 @@ def _hasher(env_name, salt_file, idp_entity_id, sp_entity_id):
     )
 
 
-def _read_roster(path: str) -> list[str]:
-    """One address per line; blank lines and # comments are skipped. Every address is checked
-    before anything is written, so a bad roster produces no partial CSV."""
-    import re
-
-    from callysto_infra.errors import UsageError
-
-    try:
-        with open(path, encoding="utf-8-sig") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise UsageError(f"roster {path} cannot be read ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"roster {path} is not UTF-8 text: save it as UTF-8 (CSV UTF-8)") from None
-    # validate.email's own pattern, run over the whole file at once: a class of 100,000 stays fast.
-    address = validate.EMAIL_RE.pattern.removeprefix("^").removesuffix("$")
-    bad = re.search(rf"^(?![ \t]*(?:#.*)?\r?$)(?![ \t]*{address}[ \t]*\r?$).*$", text, re.M)
-    lines = [line.strip() for line in text.splitlines()]
-    addresses = [line for line in lines if line and not line.startswith("#")]
-    too_long = next((a for a in addresses if len(a) > 254), None)
-    if bad is not None or too_long is not None:
-        number = text.count("\n", 0, bad.start()) + 1 if bad else lines.index(too_long) + 1
-        shown = bad.group(0).strip() if bad else too_long
-        raise UsageError(
-            f"roster {path} line {number}: '{shown}' is not an e-mail address "
-            "(one address per line): nothing was written"
-        )
-    return addresses
-
-
-def _write_roster(addresses: list[str], hashes: list[str], output: str | None) -> None:
-    """CSV 'email,hash'. Addresses hold no quotes or line breaks (validate.email), so only one
-    with a comma needs CSV quoting; without any, plain lines are the same CSV, three times faster."""
-    import csv
-    import io
-
-    if any("," in a for a in addresses):
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(zip(addresses, hashes, strict=True))
-        body = buffer.getvalue()
-    else:
-        body = "".join(f"{a},{h}\n" for a, h in zip(addresses, hashes, strict=True))
-    if output:
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write("email,hash\n" + body)
-    else:
-        sys.stdout.write("email,hash\n" + body)
-
-
 @group.command("findhash")
 @env_option
 @json_option
@@ -103,7 +58,6 @@ def _write_roster(addresses: list[str], hashes: list[str], output: str | None) -
     "--source",
     type=click.Choice(["google", "microsoft", "saml"]),
     default="google",
-    show_default=True,
     help="How the student signs in.",
 )
 @click.option("--idp", metavar="ENTITYID", help="The student's IdP entity ID (with --source saml).")
@@ -137,16 +91,16 @@ def findhash(
     env, hasher = _hasher(env_name, salt_file, idp_entity_id, sp_entity_id)
 
     if roster is not None:
-        addresses = _read_roster(roster)
-        if source == "saml":
-            ids = [userhash.user_id(a, source, idp) for a in addresses]
-        else:  # the OAuth user ID is the lower-cased address (userhash.user_id), done in bulk
-            ids = "\n".join(addresses).lower().split("\n") if addresses else []
-        hashes = hasher.many(ids)
+        from callysto_infra import rosters
+
+        addresses = rosters.read(roster)
+        hashes = rosters.hashes(hasher, addresses, source, idp)
         if as_json:
             emit_json([{"email": a, "hash": h} for a, h in zip(addresses, hashes, strict=True)])
+        elif output:
+            rosters.write(output, rosters.csv_text(addresses, hashes))
         else:
-            _write_roster(addresses, hashes, output)
+            sys.stdout.write(rosters.csv_text(addresses, hashes))
         return
 
     user_id = userhash.user_id(email, source, idp)
@@ -175,52 +129,51 @@ def findhash(
 # --- ban and unban -----------------------------------------------------------------------------
 
 
-@group.command("ban", epilog=USER_HELP)
-@env_option
-@host_option
-@json_option
-@click.argument("user", callback=_user)
-def ban(env_name: str | None, host: str | None, as_json: bool, user: str) -> None:
+def home_command(name: str, *, json: bool = True) -> Callable[[Callable[..., None]], click.Command]:
+    """A command on USER's home: --env, --host (and --json unless json=False), then the command's
+    own options, and USER. The function is called with the environment, the hub holding the home
+    and the home, then its own options."""
+
+    def decorate(func: Callable[..., None]) -> click.Command:
+        @functools.wraps(func)
+        def located(env_name: str | None, host: str | None, user: str, **options: Any) -> None:
+            env = load_env(env_name)
+            hub, home = locate_user(env, host, user)
+            func(env, hub, home, **options)
+
+        command = click.argument("user", callback=_user)(located)
+        return group.command(name, epilog=USER_HELP)(hub_options(json=json)(command))
+
+    return decorate
+
+
+@home_command("ban")
+def ban(env, hub, home, as_json: bool) -> None:
     """Make USER's home read-only and stop their running server."""
     from callysto_infra import homes, hubapi
 
-    env = load_env(env_name)
-    hub, home = locate_user(env, host, user)
     home = homes.ban(hub, home)
     server = hubapi.stop_server(env, hub, home.user_hash)
-    if as_json:
-        emit_json({**home.as_dict(), "server": server})
-    else:
-        click.echo(f"banned {home.user_hash} on {home.hub}: {home.name} is read-only; {server}")
+    line = f"banned {home.user_hash} on {home.hub}: {home.name} is read-only; {server}"
+    emit(as_json, {**home.as_dict(), "server": server}, [line])
 
 
-@group.command("unban", epilog=USER_HELP)
-@env_option
-@host_option
-@json_option
-@click.argument("user", callback=_user)
-def unban(env_name: str | None, host: str | None, as_json: bool, user: str) -> None:
+@home_command("unban")
+def unban(env, hub, home, as_json: bool) -> None:
     """Make USER's home writable again."""
     from callysto_infra import homes
 
-    env = load_env(env_name)
-    hub, home = locate_user(env, host, user)
     home = homes.unban(hub, home)
-    if as_json:
-        emit_json(home.as_dict())
-    else:
-        click.echo(f"unbanned {home.user_hash} on {home.hub}: {home.name} is writable")
+    line = f"unbanned {home.user_hash} on {home.hub}: {home.name} is writable"
+    emit(as_json, home.as_dict(), [line])
 
 
 # --- delete and restore ------------------------------------------------------------------------
 
 
-@group.command("delete-home", epilog=USER_HELP)
-@env_option
-@host_option
+@home_command("delete-home", json=False)
 @click.option("--yes", "confirm", metavar="HASH", help="Confirm by repeating the user hash.")
-@click.argument("user", callback=_user)
-def delete_home(env_name: str | None, host: str | None, confirm: str | None, user: str) -> None:
+def delete_home(env, hub, home, confirm: str | None) -> None:
     """Snapshot USER's home, then delete it (confirm by typing the user hash).
 
     The home leaves <pool>/home (the next sign-in starts empty); its snapshot stays under
@@ -229,21 +182,12 @@ def delete_home(env_name: str | None, host: str | None, confirm: str | None, use
     from callysto_infra import homes, hubapi
     from callysto_infra.errors import UsageError
 
-    env = load_env(env_name)
-    hub, home = locate_user(env, host, user)
     if confirm is None:
         print_fields(describe(home))
-        typed = click.prompt(
-            f"Type the user hash to delete this home on {home.hub}",
-            default="",
-            show_default=False,
-            err=True,
-        )
-    else:
-        typed = confirm
-    if typed.strip() != home.user_hash:
+        confirm = typed(f"Type the user hash to delete this home on {home.hub}")
+    if confirm.strip() != home.user_hash:
         raise UsageError(
-            f"confirmation '{typed.strip()}' is not the user hash {home.user_hash}: nothing was "
+            f"confirmation '{confirm.strip()}' is not the user hash {home.user_hash}: nothing was "
             "changed"
         )
     server = hubapi.stop_server(env, hub, home.user_hash)
@@ -257,8 +201,7 @@ def delete_home(env_name: str | None, host: str | None, confirm: str | None, use
 
 
 @group.command("restore-home", epilog=USER_HELP)
-@env_option
-@host_option
+@hub_options(json=False)
 @click.option(
     "--from",
     "snapshot",
