@@ -9,7 +9,6 @@ from callysto_infra import addresses
 from callysto_infra.errors import UsageError
 
 USER_HASH_RE = re.compile(r"^[0-9a-f]{40}$")
-EMAIL_RE = addresses.ADDRESS_RE
 ZFS_SIZE_RE = re.compile(r"^(0|[1-9][0-9]*)([KMGTP])?$")
 ENV_NAME_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")

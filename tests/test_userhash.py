@@ -210,7 +210,8 @@ def test_findhash_refuses_what_is_not_an_address_without_echoing_it(callysto, de
 
 def test_roster_becomes_a_csv_of_email_and_hash(callysto, dev_env, tmp_path):
     roster = tmp_path / "class.txt"
-    addresses = ["Ada@School.ca", "bob@school.ca", "zoë@école.ca", '"o,brien"@school.ca']
+    addresses = ["Ada@School.ca", "bob@school.ca", "zoë@école.ca", '"o,brien"@school.ca',
+                 "o'brien+math@district-3.ca", '"jo smith"@school.ca']  # fmt: skip
     roster.write_text("# grade 7\n" + "\n".join(addresses[:2]) + "\n\n" + "\n".join(addresses[2:]))
     done = callysto("user", "findhash", "--env", "brave-otter", "--file", str(roster))
     assert done.returncode == 0, done.stderr
@@ -234,6 +235,7 @@ def test_roster_with_a_bad_line_writes_nothing(callysto, dev_env, tmp_path):
                     "--output", str(out))  # fmt: skip
     assert done.returncode == 2
     assert "line 2" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert "bob at school" not in done.stderr  # a mistyped address is not repeated
     assert not out.exists()
 
 
