@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import pools
+
 PROJECT = Path(__file__).resolve().parent.parent
 CALLYSTO = Path(sys.executable).with_name("callysto")
 
@@ -109,20 +111,7 @@ def make_pool(directory: Path, name: str | None = None, size: str = "128M") -> P
 
 
 def destroy_pool(pool: Pool) -> None:
-    # zfs-fuse answers "pool is busy" for a moment after its datasets were last used (longer on
-    # a loaded machine), so one attempt leaves pools behind in the shared daemon.
-    for _ in range(60):
-        done = subprocess.run(
-            ["zpool", "destroy", "-f", pool.name], capture_output=True, check=False
-        )
-        gone = subprocess.run(["zpool", "list", "-H", pool.name], capture_output=True, check=False)
-        if done.returncode == 0 or gone.returncode != 0:
-            break
-        time.sleep(0.5)
-    else:
-        raise RuntimeError(f"pool {pool.name} could not be destroyed: {done.stderr.strip()}")
-    for vdev in pool.vdevs:
-        vdev.unlink(missing_ok=True)
+    pools.destroy_pool(pool.name, pool.vdevs, pool.mountpoint)
 
 
 @pytest.fixture

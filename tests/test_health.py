@@ -5,24 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import time
 
 import yaml
 
 from callysto_infra import environments, health
 from tests.conftest import make_pool
+from tests.pools import destroy_pool
 
 # A port of the test range where nothing listens.
 SILENT_PORT = 18140
-
-
-def destroy_pool_patiently(name: str) -> None:
-    """zfs-fuse calls a pool busy for a moment after its datasets were mounted."""
-    for _ in range(20):
-        if subprocess.run(["zpool", "destroy", "-f", name], capture_output=True).returncode == 0:
-            return
-        time.sleep(0.5)
 
 
 def local_env(envs_dir, name="site", pool="tank"):
@@ -54,7 +45,7 @@ def test_pool_check_fails_when_the_home_dataset_is_missing(envs_dir, zfs_daemon,
         assert not checks["free-space"].ok
         assert "home' is missing" in checks["free-space"].detail
     finally:
-        destroy_pool_patiently(pool.name)
+        destroy_pool(pool.name)
 
 
 def test_pool_check_fails_for_a_pool_that_is_not_imported(envs_dir, zfs_daemon):
