@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callysto_infra import locking, runner
-from callysto_infra.environments import PROJECT_DIR, _display
 from callysto_infra.errors import OperationError, UsageError
+from callysto_infra.settings import PROJECT_DIR, display
 
 if TYPE_CHECKING:
     from callysto_infra.environments import Environment
@@ -105,21 +105,10 @@ def setup() -> dict[str, str]:
 
 
 def tfvars(env: Environment) -> dict[str, Any]:
-    """Terraform's variables for ENV, from its validated env.yaml (the only source of values)."""
+    """Terraform's variables for ENV, from its validated env.yaml (the only source of values; its
+    rules, prod's included, are env_schema's)."""
     config, cloud = env.config, env.config.cloud
     assert cloud is not None  # dev and prod environments always have one (validated)
-    env_yaml = _display(env.path / "env.yaml")
-    if env.type == "prod":
-        if len(config.hub.existing_volumes) != 2:
-            raise UsageError(
-                f"{env_yaml}: hub.existing_volumes: a prod environment adopts its two existing "
-                "ZFS volumes: list their IDs"
-            )
-        if config.hub.floating_ip is None:
-            raise UsageError(
-                f"{env_yaml}: hub.floating_ip: a prod environment adopts its existing floating "
-                "IP: give its address"
-            )
     values: dict[str, Any] = {
         "environment": env.name,
         "cloud": cloud.cloud,
@@ -164,7 +153,7 @@ def write_root(env: Environment) -> None:
             link.symlink_to(target)
     elif link.exists():
         raise OperationError(
-            f"{_display(link)} is not the link to terraform/modules that callysto makes: "
+            f"{display(link)} is not the link to terraform/modules that callysto makes: "
             "move it away and run the command again"
         )
     else:
@@ -180,16 +169,16 @@ def read_state(env: Environment) -> dict[str, Any] | None:
     path = env.state_file
     if not path.exists():
         return None
-    hint = f"restore the newest good copy from {_display(path.parent / locking.BACKUP_DIR)}/"
+    hint = f"restore the newest good copy from {display(path.parent / locking.BACKUP_DIR)}/"
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise OperationError(
-            f"Terraform state {_display(path)} is corrupt (not text): {hint}"
+            f"Terraform state {display(path)} is corrupt (not text): {hint}"
         ) from None
     except json.JSONDecodeError as exc:
         raise OperationError(
-            f"Terraform state {_display(path)} is corrupt ({exc.msg} at line {exc.lineno}): "
+            f"Terraform state {display(path)} is corrupt ({exc.msg} at line {exc.lineno}): "
             f"nothing was run; {hint}"
         ) from None
     if not (
@@ -198,7 +187,7 @@ def read_state(env: Environment) -> dict[str, Any] | None:
         and isinstance(state.get("resources"), list)
     ):
         raise OperationError(
-            f"Terraform state {_display(path)} is not a Terraform state: nothing was run; {hint}"
+            f"Terraform state {display(path)} is not a Terraform state: nothing was run; {hint}"
         )
     return state
 
@@ -267,7 +256,7 @@ class Workspace:
         state = read_state(self.env)
         write_root(self.env)
         if not (self.env.path / ".terraform" / "modules" / "modules.json").exists():
-            say(f"initialising {_display(self.env.path)} (first run)")
+            say(f"initialising {display(self.env.path)} (first run)")
             self.run("init", "-input=false")
         return state
 
@@ -372,11 +361,11 @@ def _check_bound(workspace: Workspace, plan_path: Path) -> None:
     try:
         document = workspace.show_json(plan_path)
     except (OperationError, ValueError):
-        raise UsageError(f"{_display(plan_path)} is not a Terraform plan file") from None
+        raise UsageError(f"{display(plan_path)} is not a Terraform plan file") from None
     made_for = plan_environment(document)
     if made_for != workspace.env.name:
         raise UsageError(
-            f"plan {_display(plan_path)} was made for environment '{made_for}', not "
+            f"plan {display(plan_path)} was made for environment '{made_for}', not "
             f"'{workspace.env.name}': run 'callysto terraform plan --env {workspace.env.name}'"
         )
 
@@ -405,7 +394,7 @@ def plan(env: Environment) -> None:
         }
         workspace.plan_info_file.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         say(
-            f"saved the plan for '{env.name}' in {_display(workspace.plan_file)}: apply it with "
+            f"saved the plan for '{env.name}' in {display(workspace.plan_file)}: apply it with "
             f"'callysto terraform apply --env {env.name}'"
         )
 
@@ -424,10 +413,10 @@ def apply(
             if plan_file is not None:
                 _check_bound(workspace, plan_file)
                 chosen = plan_file
-                say(f"applying {_display(plan_file)}")
+                say(f"applying {display(plan_file)}")
             elif _saved_plan_is_current(workspace, state):
                 chosen = workspace.plan_file
-                say(f"applying the plan saved by 'callysto terraform plan' ({_display(chosen)})")
+                say(f"applying the plan saved by 'callysto terraform plan' ({display(chosen)})")
             else:
                 say("no current saved plan: planning now")
                 document = workspace.plan(out=workspace.plan_file)
