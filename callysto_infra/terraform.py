@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callysto_infra import locking, runner
+from callysto_infra import locking, runner, tfstate
 from callysto_infra.errors import OperationError, UsageError
 from callysto_infra.settings import PROJECT_DIR, display
 
@@ -163,35 +163,6 @@ def write_root(env: Environment) -> None:
     )
 
 
-def read_state(env: Environment) -> dict[str, Any] | None:
-    """The environment's state as data; None before the first apply. A corrupt state stops every
-    command before Terraform runs, so nothing can overwrite what is left of it."""
-    path = env.state_file
-    if not path.exists():
-        return None
-    hint = f"restore the newest good copy from {display(path.parent / locking.BACKUP_DIR)}/"
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise OperationError(
-            f"Terraform state {display(path)} is corrupt (not text): {hint}"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise OperationError(
-            f"Terraform state {display(path)} is corrupt ({exc.msg} at line {exc.lineno}): "
-            f"nothing was run; {hint}"
-        ) from None
-    if not (
-        isinstance(state, dict)
-        and isinstance(state.get("version"), int)
-        and isinstance(state.get("resources"), list)
-    ):
-        raise OperationError(
-            f"Terraform state {display(path)} is not a Terraform state: nothing was run; {hint}"
-        )
-    return state
-
-
 # --- running Terraform in the root ------------------------------------------------------------
 
 
@@ -253,7 +224,7 @@ class Workspace:
 
     def prepare(self) -> dict[str, Any] | None:
         """Check the state, write the root and initialise it when needed; returns the state."""
-        state = read_state(self.env)
+        state = tfstate.read(self.env)
         write_root(self.env)
         if not (self.env.path / ".terraform" / "modules" / "modules.json").exists():
             say(f"initialising {display(self.env.path)} (first run)")
@@ -375,7 +346,7 @@ def _check_bound(workspace: Workspace, plan_path: Path) -> None:
 
 def init(env: Environment) -> None:
     with _guarded(env, "init") as workspace:
-        read_state(env)
+        tfstate.read(env)
         write_root(env)
         workspace.run("init", "-input=false", stream=True)
 
@@ -471,35 +442,18 @@ def show(env: Environment, *, as_json: bool = False) -> dict[str, Any] | str:
     return workspace.run("show").stdout
 
 
-def state_addresses(state: dict[str, Any] | None) -> list[str]:
-    """The managed resource addresses in a state, read as data (no Terraform run needed)."""
-    addresses = []
-    for resource in (state or {}).get("resources", []):
-        if resource.get("mode") != "managed":
-            continue
-        base = f"{resource['type']}.{resource['name']}"
-        if resource.get("module"):
-            base = f"{resource['module']}.{base}"
-        for instance in resource.get("instances", []):
-            key = instance.get("index_key")
-            if key is None:
-                addresses.append(base)
-            else:
-                addresses.append(f"{base}[{json.dumps(key)}]")
-    return sorted(addresses)
-
-
 def list_targets(env: Environment) -> list[str]:
     """Resource addresses in ENV's state, for taint and -replace."""
     Workspace(env).banner("list-targets")
-    return state_addresses(read_state(env))
+    return tfstate.addresses(tfstate.read(env))
 
 
 def taint(env: Environment, target: str) -> None:
     with _guarded(env, "taint") as workspace:
-        if workspace.prepare() is None:
+        state = workspace.prepare()
+        if state is None:
             raise UsageError(f"environment '{env.name}' has no state yet: nothing to taint")
-        known = state_addresses(read_state(env))
+        known = tfstate.addresses(state)
         if target not in known:
             raise UsageError(
                 f"'{target}' is not a resource of environment '{env.name}' (known: "
@@ -527,7 +481,7 @@ def rebuild(
         )
     with _guarded(env, "hub rebuild") as workspace:
         state = workspace.prepare()
-        known = state_addresses(state)
+        known = tfstate.addresses(state)
         if INSTANCE not in known:
             raise UsageError(
                 f"environment '{env.name}' has no hub to rebuild yet: run "
