@@ -1,5 +1,6 @@
 """Terraform (or OpenTofu) for one environment: its root module, generated from the template of its
-type and from env.yaml, and the guarded commands operators run on it (plan, apply, destroy, ...)."""
+type and from env.yaml, and the guarded commands operators run on it (plan, apply, destroy, ...).
+Progress goes to the callbacks the caller passes: nothing here prints."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from callysto_infra import locking, runner, tfstate
 from callysto_infra.errors import OperationError, UsageError
+from callysto_infra.progress import Say
 from callysto_infra.settings import PROJECT_DIR, display
 
 if TYPE_CHECKING:
@@ -41,16 +43,13 @@ VOLUMES = (
 )
 
 Confirm = Callable[[str], bool]
+# Receives a plan's summary: one line per changing resource, then Terraform's "Plan: ..." line.
+ShowPlan = Callable[[list[str]], None]
 
 
 class Aborted(OperationError):
     def __init__(self) -> None:
         super().__init__("aborted: nothing was changed")
-
-
-def say(message: str) -> None:
-    """Progress for the operator; stderr, so that stdout stays the command's result."""
-    print(message, file=sys.stderr, flush=True)
 
 
 # --- the binary ------------------------------------------------------------------------------
@@ -180,15 +179,17 @@ def _error_line(result: runner.Result) -> str:
 
 
 class Workspace:
-    """One environment's Terraform root, with the binary that runs in it."""
+    """One environment's Terraform root, with the binary that runs in it and the callback that
+    tells the operator what happens."""
 
-    def __init__(self, env: Environment):
+    def __init__(self, env: Environment, say: Say):
         if env.type == "local":
             raise UsageError(
                 f"environment '{env.name}' is local: this machine is the hub and Terraform has "
                 "nothing to create (use 'callysto local up')"
             )
         self.env = env
+        self.say = say
         self.binary = find_binary()
 
     @property
@@ -201,7 +202,7 @@ class Workspace:
 
     def banner(self, action: str) -> None:
         kind = "PRODUCTION" if self.env.type == "prod" else self.env.type
-        say(
+        self.say(
             f"=== environment {self.env.name} ({kind}, {self.env.fqdn}): {self.binary.name} {action}"
         )
 
@@ -227,7 +228,7 @@ class Workspace:
         state = tfstate.read(self.env)
         write_root(self.env)
         if not (self.env.path / ".terraform" / "modules" / "modules.json").exists():
-            say(f"initialising {display(self.env.path)} (first run)")
+            self.say(f"initialising {display(self.env.path)} (first run)")
             self.run("init", "-input=false")
         return state
 
@@ -250,9 +251,9 @@ class Workspace:
 
 
 @contextmanager
-def _guarded(env: Environment, action: str) -> Iterator[Workspace]:
+def _guarded(env: Environment, action: str, say: Say) -> Iterator[Workspace]:
     """The workspace of ENV, announced, under the environment's lock."""
-    workspace = Workspace(env)
+    workspace = Workspace(env, say)
     workspace.banner(action)
     with locking.hold(env.path, env.name, f"callysto terraform {action}"):
         yield workspace
@@ -302,14 +303,14 @@ def summarize(plan: dict[str, Any]) -> tuple[list[str], dict[str, int]]:
     return lines, counts
 
 
-def _print_summary(plan: dict[str, Any]) -> dict[str, int]:
+def _show_summary(plan: dict[str, Any], show_plan: ShowPlan) -> dict[str, int]:
     lines, counts = summarize(plan)
-    for line in lines:
-        print(line)
-    print(
-        f"Plan: {counts['add']} to add, {counts['change']} to change, "
-        f"{counts['destroy']} to destroy.",
-        flush=True,
+    show_plan(
+        [
+            *lines,
+            f"Plan: {counts['add']} to add, {counts['change']} to change, "
+            f"{counts['destroy']} to destroy.",
+        ]
     )
     return counts
 
@@ -342,18 +343,20 @@ def _check_bound(workspace: Workspace, plan_path: Path) -> None:
 
 
 # --- the commands --------------------------------------------------------------------------
+# Each takes SAY for its steps (one line each) and, when it plans, SHOW_PLAN for the summary the
+# operator answers; the CLI decides where they go (stderr and stdout).
 
 
-def init(env: Environment) -> None:
-    with _guarded(env, "init") as workspace:
+def init(env: Environment, *, say: Say) -> None:
+    with _guarded(env, "init", say) as workspace:
         tfstate.read(env)
         write_root(env)
         workspace.run("init", "-input=false", stream=True)
 
 
-def plan(env: Environment) -> None:
+def plan(env: Environment, *, say: Say) -> None:
     """Plan, showing Terraform's own account of it, and save the plan (bound to ENV) for 'apply'."""
-    with _guarded(env, "plan") as workspace:
+    with _guarded(env, "plan", say) as workspace:
         state = workspace.prepare()
         workspace.forget_plans()
         workspace.run("plan", "-input=false", f"-out={PLAN_FILE}", stream=True)
@@ -376,9 +379,11 @@ def apply(
     auto_approve: bool = False,
     plan_file: Path | None = None,
     confirm: Confirm,
+    say: Say,
+    show_plan: ShowPlan,
 ) -> None:
     """Apply the saved plan if it is still current; otherwise plan, show the summary and ask."""
-    with _guarded(env, "apply") as workspace:
+    with _guarded(env, "apply", say) as workspace:
         state = workspace.prepare()
         try:
             if plan_file is not None:
@@ -391,7 +396,7 @@ def apply(
             else:
                 say("no current saved plan: planning now")
                 document = workspace.plan(out=workspace.plan_file)
-                counts = _print_summary(document)
+                counts = _show_summary(document, show_plan)
                 if not any(counts.values()):
                     say("nothing to change")
                     return
@@ -410,13 +415,15 @@ def destroy(
     auto_approve: bool = False,
     confirm_prod: str | None = None,
     confirm: Confirm,
+    say: Say,
+    show_plan: ShowPlan,
 ) -> None:
     if env.type == "prod" and confirm_prod != env.name:
         raise UsageError(
             f"environment '{env.name}' is prod: destroying its hub needs --confirm-prod "
             f"{env.name} (its volumes and floating IP are adopted and stay)"
         )
-    with _guarded(env, "destroy") as workspace:
+    with _guarded(env, "destroy", say) as workspace:
         state = workspace.prepare()
         if not state or not state.get("resources"):
             say(f"environment '{env.name}' has nothing to destroy")
@@ -424,7 +431,7 @@ def destroy(
         out = env.path / DESTROY_PLAN_FILE
         try:
             document = workspace.plan("-destroy", out=out)
-            _print_summary(document)
+            _show_summary(document, show_plan)
             if not auto_approve and not confirm(f"Destroy these resources of '{env.name}'?"):
                 raise Aborted()
             workspace.apply_plan(out)
@@ -432,9 +439,9 @@ def destroy(
             workspace.forget_plans()
 
 
-def show(env: Environment, *, as_json: bool = False) -> dict[str, Any] | str:
-    workspace = Workspace(env)
-    workspace.banner("show")  # on stderr: --json output stays one document
+def show(env: Environment, *, as_json: bool = False, say: Say) -> dict[str, Any] | str:
+    workspace = Workspace(env, say)
+    workspace.banner("show")  # a step, not the result: --json output stays one document
     if workspace.prepare() is None:
         return {} if as_json else f"environment '{env.name}' has no state yet"
     if as_json:
@@ -442,14 +449,14 @@ def show(env: Environment, *, as_json: bool = False) -> dict[str, Any] | str:
     return workspace.run("show").stdout
 
 
-def list_targets(env: Environment) -> list[str]:
+def list_targets(env: Environment, *, say: Say) -> list[str]:
     """Resource addresses in ENV's state, for taint and -replace."""
-    Workspace(env).banner("list-targets")
+    Workspace(env, say).banner("list-targets")
     return tfstate.addresses(tfstate.read(env))
 
 
-def taint(env: Environment, target: str) -> None:
-    with _guarded(env, "taint") as workspace:
+def taint(env: Environment, target: str, *, say: Say) -> None:
+    with _guarded(env, "taint", say) as workspace:
         state = workspace.prepare()
         if state is None:
             raise UsageError(f"environment '{env.name}' has no state yet: nothing to taint")
@@ -472,6 +479,8 @@ def rebuild(
     auto_approve: bool = False,
     confirm: Confirm,
     confirm_volumes: Callable[[str], bool],
+    say: Say,
+    show_plan: ShowPlan,
 ) -> None:
     """Replace the hub's instance; with_volumes also replaces both ZFS volumes (and their data)."""
     if with_volumes and env.config.hub.existing_volumes:
@@ -479,9 +488,8 @@ def rebuild(
             f"environment '{env.name}' adopts existing volumes: --with-volumes cannot replace "
             "them (they are not Terraform's to delete)"
         )
-    with _guarded(env, "hub rebuild") as workspace:
-        state = workspace.prepare()
-        known = tfstate.addresses(state)
+    with _guarded(env, "hub rebuild", say) as workspace:
+        known = tfstate.addresses(workspace.prepare())
         if INSTANCE not in known:
             raise UsageError(
                 f"environment '{env.name}' has no hub to rebuild yet: run "
@@ -494,7 +502,7 @@ def rebuild(
             replace += [v for v in VOLUMES if v in known]
         try:
             document = workspace.plan(*(f"-replace={a}" for a in replace), out=workspace.plan_file)
-            _print_summary(document)
+            _show_summary(document, show_plan)
             if not auto_approve and not confirm(f"Rebuild the hub of '{env.name}'?"):
                 raise Aborted()
             workspace.apply_plan(workspace.plan_file)

@@ -15,11 +15,17 @@ from callysto_infra.cli.common import (
     load_env,
     validated,
 )
+from callysto_infra.progress import to_stderr
 
 
 @click.group("terraform", cls=SubGroup)
 def group() -> None:
     """Create, change and destroy hubs with Terraform (or OpenTofu)."""
+
+
+def _show_plan(lines: list[str]) -> None:
+    """A plan's summary is the command's result: stdout, before the question on stderr."""
+    click.echo("\n".join(lines))
 
 
 def _confirm(question: str) -> bool:
@@ -61,7 +67,7 @@ def init(env_name: str | None) -> None:
     """Run 'terraform init' for the environment."""
     from callysto_infra import terraform
 
-    terraform.init(load_env(env_name))
+    terraform.init(load_env(env_name), say=to_stderr)
 
 
 @group.command("plan")
@@ -70,7 +76,7 @@ def plan(env_name: str | None) -> None:
     """Plan changes and save the plan, bound to the environment, for 'apply'."""
     from callysto_infra import terraform
 
-    terraform.plan(load_env(env_name))
+    terraform.plan(load_env(env_name), say=to_stderr)
 
 
 @group.command("apply")
@@ -87,7 +93,12 @@ def apply(env_name: str | None, auto_approve: bool, plan_file: Path | None) -> N
     from callysto_infra import terraform
 
     terraform.apply(
-        load_env(env_name), auto_approve=auto_approve, plan_file=plan_file, confirm=_confirm
+        load_env(env_name),
+        auto_approve=auto_approve,
+        plan_file=plan_file,
+        confirm=_confirm,
+        say=to_stderr,
+        show_plan=_show_plan,
     )
 
 
@@ -102,7 +113,12 @@ def destroy(env_name: str | None, auto_approve: bool, confirm_prod: str | None) 
     from callysto_infra import terraform
 
     terraform.destroy(
-        load_env(env_name), auto_approve=auto_approve, confirm_prod=confirm_prod, confirm=_confirm
+        load_env(env_name),
+        auto_approve=auto_approve,
+        confirm_prod=confirm_prod,
+        confirm=_confirm,
+        say=to_stderr,
+        show_plan=_show_plan,
     )
 
 
@@ -113,7 +129,7 @@ def show(env_name: str | None, as_json: bool) -> None:
     """Show the environment's state."""
     from callysto_infra import terraform
 
-    result = terraform.show(load_env(env_name), as_json=as_json)
+    result = terraform.show(load_env(env_name), as_json=as_json, say=to_stderr)
     if as_json:
         emit_json(result)
     else:
@@ -127,7 +143,7 @@ def list_targets(env_name: str | None, as_json: bool) -> None:
     """List the resource addresses in the environment's state."""
     from callysto_infra import terraform
 
-    targets = terraform.list_targets(load_env(env_name))
+    targets = terraform.list_targets(load_env(env_name), say=to_stderr)
     if as_json:
         emit_json(targets)
     else:
@@ -142,7 +158,7 @@ def taint(env_name: str | None, target: str) -> None:
     """Mark TARGET (a resource address) for replacement at the next apply."""
     from callysto_infra import terraform
 
-    terraform.taint(load_env(env_name), target)
+    terraform.taint(load_env(env_name), target, say=to_stderr)
 
 
 @group.group("hub")
@@ -193,4 +209,6 @@ def hub_rebuild(env_name: str | None, with_volumes: bool, auto_approve: bool) ->
         auto_approve=auto_approve,
         confirm=_confirm,
         confirm_volumes=_confirm_volumes,
+        say=to_stderr,
+        show_plan=_show_plan,
     )
