@@ -1,6 +1,6 @@
-"""Terraform (or OpenTofu) for one environment: its root module, generated from the template of its
-type and from env.yaml, and the guarded commands operators run on it (plan, apply, destroy, ...).
-Progress goes to the callbacks the caller passes: nothing here prints."""
+"""Terraform (or OpenTofu) for one environment: its root module, generated from the one template and
+env.yaml, and the guarded commands operators run on it (plan, apply, destroy, ...). Progress goes to
+the callbacks the caller passes: nothing here prints."""
 
 from __future__ import annotations
 
@@ -24,8 +24,10 @@ from callysto_infra.settings import PROJECT_DIR, display
 if TYPE_CHECKING:
     from callysto_infra.environments import Environment
 
-ROOTS_DIR = PROJECT_DIR / "terraform" / "roots"
+ROOT_DIR = PROJECT_DIR / "terraform" / "root"
 MODULES_DIR = PROJECT_DIR / "terraform" / "modules"
+# The root requires the Terraform and provider versions its module requires: one file says both.
+VERSIONS_FILE = MODULES_DIR / "hub" / "versions.tf"
 TFVARS_FILE = "terraform.tfvars.json"
 PLAN_FILE = "terraform.tfplan"
 PLAN_INFO_FILE = "terraform.tfplan.json"
@@ -104,31 +106,30 @@ def setup() -> dict[str, str]:
 
 
 def tfvars(env: Environment) -> dict[str, Any]:
-    """Terraform's variables for ENV, from its validated env.yaml (the only source of values; its
-    rules, prod's included, are env_schema's)."""
+    """Terraform's variables for ENV, from its validated env.yaml (the only source of values)."""
     config, cloud = env.config, env.config.cloud
     assert cloud is not None  # dev and prod environments always have one (validated)
-    values: dict[str, Any] = {
+    return {
         "environment": env.name,
+        "environment_type": env.type,
         "cloud": cloud.cloud,
         "region": cloud.region,
-        "name": config.host.name,
-        "domain": config.host.domain,
-        "dns_zone": cloud.dns_zone,
+        "host": {"name": config.host.name, "domain": config.host.domain},
+        "openstack": {
+            "dns_zone": cloud.dns_zone,
+            "image_name": cloud.image,
+            "flavor_name": cloud.flavor,
+            "key_pair": cloud.key_pair,
+            "ssh_user": cloud.ssh_user,
+            "network_name": cloud.network,
+            "disk_id_prefix": cloud.disk_id_prefix,
+        },
         "ipv6": cloud.ipv6,
-        "image_name": cloud.image,
-        "flavor_name": cloud.flavor,
-        "key_pair": cloud.key_pair,
-        "network_name": cloud.network,
-        "ssh_user": cloud.ssh_user,
-        "disk_id_prefix": cloud.disk_id_prefix,
         "volume_size_gb": config.hub.volume_size_gb,
         "existing_volume_ids": list(config.hub.existing_volumes),
         "floating_ip": config.hub.floating_ip,
+        "floating_ip_pool": cloud.floating_ip_pool,
     }
-    if env.type == "dev":
-        values["floating_ip_pool"] = cloud.floating_ip_pool
-    return values
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -139,10 +140,10 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def write_root(env: Environment) -> None:
-    """Make envs/<ENV>/ a Terraform root: the template of its type, a link to the modules and the
-    variables from env.yaml. Done before every command, so edits to env.yaml reach the next plan."""
-    template = ROOTS_DIR / env.type
-    for source in sorted(template.glob("*.tf")):
+    """Make envs/<ENV>/ a Terraform root: the template, a link to the modules and the variables
+    from env.yaml. Done before every command, so edits to env.yaml (or to the template) reach the
+    next plan, and the copies an older callysto wrote are replaced by the same names."""
+    for source in [*sorted(ROOT_DIR.glob("*.tf")), VERSIONS_FILE]:
         _write_if_changed(env.path / source.name, source.read_text(encoding="utf-8"))
     link = env.path / "modules"
     target = os.path.relpath(MODULES_DIR, env.path)
