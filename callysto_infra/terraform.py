@@ -49,6 +49,16 @@ Confirm = Callable[[str], bool]
 ShowPlan = Callable[[list[str]], None]
 
 
+@dataclass(frozen=True)
+class Operator:
+    """How a command that asks before changing things talks with the operator: its steps (one
+    line each), the summary of the plan it asks about, and the yes/no question itself."""
+
+    say: Say
+    show_plan: ShowPlan
+    confirm: Confirm
+
+
 class Aborted(OperationError):
     def __init__(self) -> None:
         super().__init__("aborted: nothing was changed")
@@ -344,8 +354,8 @@ def _check_bound(workspace: Workspace, plan_path: Path) -> None:
 
 
 # --- the commands --------------------------------------------------------------------------
-# Each takes SAY for its steps (one line each) and, when it plans, SHOW_PLAN for the summary the
-# operator answers; the CLI decides where they go (stderr and stdout).
+# Each takes SAY for its steps (one line each), or an Operator when it asks before a change; the
+# CLI decides where they go (stderr, stdout, a prompt).
 
 
 def init(env: Environment, *, say: Say) -> None:
@@ -379,11 +389,10 @@ def apply(
     *,
     auto_approve: bool = False,
     plan_file: Path | None = None,
-    confirm: Confirm,
-    say: Say,
-    show_plan: ShowPlan,
+    operator: Operator,
 ) -> None:
     """Apply the saved plan if it is still current; otherwise plan, show the summary and ask."""
+    say = operator.say
     with _guarded(env, "apply", say) as workspace:
         state = workspace.prepare()
         try:
@@ -397,11 +406,13 @@ def apply(
             else:
                 say("no current saved plan: planning now")
                 document = workspace.plan(out=workspace.plan_file)
-                counts = _show_summary(document, show_plan)
+                counts = _show_summary(document, operator.show_plan)
                 if not any(counts.values()):
                     say("nothing to change")
                     return
-                if not auto_approve and not confirm(f"Apply these changes to '{env.name}'?"):
+                if not auto_approve and not operator.confirm(
+                    f"Apply these changes to '{env.name}'?"
+                ):
                     raise Aborted()
                 chosen = workspace.plan_file
             workspace.apply_plan(chosen)
@@ -415,25 +426,25 @@ def destroy(
     *,
     auto_approve: bool = False,
     confirm_prod: str | None = None,
-    confirm: Confirm,
-    say: Say,
-    show_plan: ShowPlan,
+    operator: Operator,
 ) -> None:
     if env.type == "prod" and confirm_prod != env.name:
         raise UsageError(
             f"environment '{env.name}' is prod: destroying its hub needs --confirm-prod "
             f"{env.name} (its volumes and floating IP are adopted and stay)"
         )
-    with _guarded(env, "destroy", say) as workspace:
+    with _guarded(env, "destroy", operator.say) as workspace:
         state = workspace.prepare()
         if not state or not state.get("resources"):
-            say(f"environment '{env.name}' has nothing to destroy")
+            operator.say(f"environment '{env.name}' has nothing to destroy")
             return
         out = env.path / DESTROY_PLAN_FILE
         try:
             document = workspace.plan("-destroy", out=out)
-            _show_summary(document, show_plan)
-            if not auto_approve and not confirm(f"Destroy these resources of '{env.name}'?"):
+            _show_summary(document, operator.show_plan)
+            if not auto_approve and not operator.confirm(
+                f"Destroy these resources of '{env.name}'?"
+            ):
                 raise Aborted()
             workspace.apply_plan(out)
         finally:
@@ -478,10 +489,8 @@ def rebuild(
     *,
     with_volumes: bool = False,
     auto_approve: bool = False,
-    confirm: Confirm,
+    operator: Operator,
     confirm_volumes: Callable[[str], bool],
-    say: Say,
-    show_plan: ShowPlan,
 ) -> None:
     """Replace the hub's instance; with_volumes also replaces both ZFS volumes (and their data)."""
     if with_volumes and env.config.hub.existing_volumes:
@@ -489,7 +498,7 @@ def rebuild(
             f"environment '{env.name}' adopts existing volumes: --with-volumes cannot replace "
             "them (they are not Terraform's to delete)"
         )
-    with _guarded(env, "hub rebuild", say) as workspace:
+    with _guarded(env, "hub rebuild", operator.say) as workspace:
         known = tfstate.addresses(workspace.prepare())
         if INSTANCE not in known:
             raise UsageError(
@@ -503,8 +512,8 @@ def rebuild(
             replace += [v for v in VOLUMES if v in known]
         try:
             document = workspace.plan(*(f"-replace={a}" for a in replace), out=workspace.plan_file)
-            _show_summary(document, show_plan)
-            if not auto_approve and not confirm(f"Rebuild the hub of '{env.name}'?"):
+            _show_summary(document, operator.show_plan)
+            if not auto_approve and not operator.confirm(f"Rebuild the hub of '{env.name}'?"):
                 raise Aborted()
             workspace.apply_plan(workspace.plan_file)
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,9 @@ from callysto_infra.cli.common import (
 )
 from callysto_infra.progress import to_stderr
 
+if TYPE_CHECKING:
+    from callysto_infra.terraform import Operator
+
 
 @click.group("terraform", cls=SubGroup)
 def group() -> None:
@@ -30,6 +34,13 @@ def _show_plan(lines: list[str]) -> None:
 
 def _confirm(question: str) -> bool:
     return click.confirm(question, default=False, err=True)
+
+
+def _operator() -> Operator:
+    """Steps on stderr, the plan's summary on stdout, the question on stderr."""
+    from callysto_infra import terraform
+
+    return terraform.Operator(say=to_stderr, show_plan=_show_plan, confirm=_confirm)
 
 
 def _confirm_volumes(env_name: str) -> bool:
@@ -96,9 +107,7 @@ def apply(env_name: str | None, auto_approve: bool, plan_file: Path | None) -> N
         load_env(env_name),
         auto_approve=auto_approve,
         plan_file=plan_file,
-        confirm=_confirm,
-        say=to_stderr,
-        show_plan=_show_plan,
+        operator=_operator(),
     )
 
 
@@ -116,9 +125,7 @@ def destroy(env_name: str | None, auto_approve: bool, confirm_prod: str | None) 
         load_env(env_name),
         auto_approve=auto_approve,
         confirm_prod=confirm_prod,
-        confirm=_confirm,
-        say=to_stderr,
-        show_plan=_show_plan,
+        operator=_operator(),
     )
 
 
@@ -207,8 +214,6 @@ def hub_rebuild(env_name: str | None, with_volumes: bool, auto_approve: bool) ->
         load_env(env_name),
         with_volumes=with_volumes,
         auto_approve=auto_approve,
-        confirm=_confirm,
+        operator=_operator(),
         confirm_volumes=_confirm_volumes,
-        say=to_stderr,
-        show_plan=_show_plan,
     )
