@@ -45,7 +45,8 @@ def read(env: Environment) -> dict[str, Any] | None:
     try:
         state = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _corrupt(env, f"{exc.msg} at line {exc.lineno}") from None
+        # json's messages end in "at" when they name a place ("Unterminated string starting at").
+        raise _corrupt(env, f"{exc.msg.removesuffix(' at')} at line {exc.lineno}") from None
     if not (
         isinstance(state, dict)
         and isinstance(state.get("version"), int)

@@ -40,7 +40,7 @@ def test_no_state_yet_is_none(env):
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ('{"version": 4, "resou', "Unterminated string"),
+        ('{"version": 4, "resou', "(Unterminated string starting at line 1)"),
         ('["not", "a", "state"]', "not a Terraform state"),
         ('{"version": 4, "resources": {}}', "not a Terraform state"),
     ],
