@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from callysto_infra import environments
+from callysto_infra import environments, secretfiles
 from callysto_infra.errors import OperationError, UsageError
 from callysto_infra.progress import Advance, no_progress
 from callysto_infra.sizes import human_size
@@ -46,23 +46,8 @@ class Key:
         return self.passphrase is not None
 
 
-def read_secret_file(path: Path, what: str) -> str:
-    """The text of a file holding a secret; it must exist and be readable by its owner only."""
-    try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{what} {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "not text"
-        raise UsageError(f"{what} {path} cannot be read ({reason})") from None
-    if mode & 0o077:
-        raise UsageError(f"{what} {path} is readable by others: run 'chmod 600 {path}'")
-    return text
-
-
 def read_passphrase(path: Path) -> str:
-    text = read_secret_file(path, "passphrase file")
+    text = secretfiles.read_text(path, "passphrase file")
     lines = text.splitlines()
     if not lines or not lines[0]:
         raise UsageError(f"passphrase file {path} is empty: put the passphrase on its first line")
@@ -102,7 +87,7 @@ def read_recipients_file(path: Path) -> list:
 def read_identity_file(path: Path) -> list:
     from pyrage import IdentityError, ssh, x25519
 
-    text = read_secret_file(path, "identity file")
+    text = secretfiles.read_text(path, "identity file")
     try:
         if text.lstrip().startswith("-----BEGIN OPENSSH PRIVATE KEY-----"):
             return [ssh.Identity.from_buffer(text.encode())]

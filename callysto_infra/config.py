@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, Field
 
-from callysto_infra.environments import PROJECT_DIR, read_settings
+from callysto_infra import settings
+from callysto_infra.settings import PROJECT_DIR, Strict
 
 CONFIG_FILE = "callysto.yaml"
 
@@ -34,11 +35,7 @@ PublicKey = Annotated[str, AfterValidator(_public_key)]
 PathText = Annotated[str, Field(min_length=1, max_length=4096)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BackupSettings(_Strict):
+class BackupSettings(Strict):
     """Where `callysto backup` writes its encrypted archives, and with which keys."""
 
     destination: PathText | None = Field(
@@ -61,7 +58,7 @@ class BackupSettings(_Strict):
     )
 
 
-class ProjectConfig(_Strict):
+class ProjectConfig(Strict):
     """The whole of callysto.yaml."""
 
     backup: BackupSettings = Field(default_factory=BackupSettings)
@@ -79,4 +76,4 @@ def load() -> ProjectConfig:
     path = config_path()
     if not path.exists():
         return ProjectConfig()
-    return read_settings(path, ProjectConfig, empty_ok=True)
+    return settings.read(path, ProjectConfig, empty_ok=True)

@@ -8,6 +8,9 @@ import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING
 
+from callysto_infra import secretfiles
+from callysto_infra.errors import UsageError
+
 if TYPE_CHECKING:
     from callysto_infra.environments import Environment
     from callysto_infra.hubs import Hub
@@ -23,14 +26,12 @@ def api_url(env: Environment, hub: Hub) -> str:
 
 
 def read_token(env: Environment) -> str | None:
-    path = env.secrets_dir / TOKEN_FILE
+    """The operator's API token; None when there is none to use (missing, or others can read it:
+    a token that may have leaked is not one we send)."""
     try:
-        if path.stat().st_mode & 0o077:
-            return None  # a token others can read is not one we use
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError:
+        return secretfiles.read_line(env.secrets_dir / TOKEN_FILE, "hub API token")
+    except UsageError:
         return None
-    return token or None
 
 
 def stop_server(env: Environment, hub: Hub, user: str, *, timeout: float = 10) -> str:

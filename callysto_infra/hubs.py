@@ -1,16 +1,15 @@
 """The hubs of an environment and how to run a program on one: directly on this machine for a
-local environment, otherwise over SSH. Hubs come from the Terraform state's `hosts` output, read as
-data (no Terraform run, no SSH)."""
+local environment, otherwise over SSH. Hubs come from the Terraform state's `hosts` output (see
+tfstate: no Terraform run, no SSH)."""
 
 from __future__ import annotations
 
-import json
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from callysto_infra import runner
+from callysto_infra import runner, tfstate
 from callysto_infra.errors import OperationError, UsageError
 
 if TYPE_CHECKING:
@@ -81,51 +80,25 @@ def local_hub(env: Environment) -> Hub:
     return Hub(name="localhost", address=None, groups=("hub", "local", env.name))
 
 
-def read_state_hosts(env: Environment) -> list[dict]:
-    """The `hosts` output of the environment's Terraform state, as Terraform wrote it."""
-    path = env.state_file
-    if not path.exists():
-        raise UsageError(
-            f"environment '{env.name}' has no Terraform state yet: run "
-            f"'callysto terraform apply --env {env.name}' (make terraform/apply ENV={env.name}) first"
-        )
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise OperationError(f"Terraform state {path} cannot be read as JSON: {exc}") from None
-    output = state.get("outputs", {}).get("hosts")
-    if output is None:
-        raise OperationError(
-            f"Terraform state of '{env.name}' has no 'hosts' output: run "
-            f"'callysto terraform apply --env {env.name}'"
-        )
-    value = output.get("value", {})
-    rows = list(value.values()) if isinstance(value, dict) else list(value)
-    return rows
-
-
 def hubs(env: Environment) -> list[Hub]:
     """Every hub of ENV, in a stable order."""
     if env.type == "local":
         return [local_hub(env)]
     key = str(env.ssh_key_file) if env.ssh_key_file.exists() else None
-    found = []
-    for row in read_state_hosts(env):
-        groups = tuple(row.get("groups", ()))
-        if "hub" not in groups:
-            continue
-        found.append(
-            Hub(
-                name=row["name"],
-                address=row["address"],
-                ssh_user=row.get("ssh_user"),
-                groups=groups,
-                zfs_disks=tuple(d for d in (row.get("zfs_disk_1"), row.get("zfs_disk_2")) if d),
-                ssh_key=key,
-                known_hosts=str(env.known_hosts_file),
-                ssh_port=int(row.get("ssh_port", 22)),
-            )
+    found = [
+        Hub(
+            name=host.name,
+            address=host.address,
+            ssh_user=host.ssh_user,
+            groups=host.groups,
+            zfs_disks=host.zfs_disks,
+            ssh_key=key,
+            known_hosts=str(env.known_hosts_file),
+            ssh_port=host.ssh_port or 22,
         )
+        for host in tfstate.hosts(env)
+        if "hub" in host.groups
+    ]
     return sorted(found, key=lambda hub: hub.name)
 
 

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from callysto_infra import hubs
+from callysto_infra import hubs, tfstate
 
 if TYPE_CHECKING:
     from callysto_infra.environments import Environment
@@ -91,24 +91,22 @@ def build(env: Environment) -> Inventory:
         )
     else:
         key = env.ssh_key_file
-        for row in hubs.read_state_hosts(env):
+        for host in tfstate.hosts(env):
             variables: dict[str, Any] = {
-                "ansible_host": row["address"],
-                "ansible_user": row.get("ssh_user") or "root",
+                "ansible_host": host.address,
+                "ansible_user": host.ssh_user or "root",
                 "ansible_ssh_common_args": (
                     f"-o UserKnownHostsFile={env.known_hosts_file.resolve()} "
                     "-o StrictHostKeyChecking=accept-new"
                 ),
             }
-            if "ssh_port" in row:
-                variables["ansible_port"] = int(row["ssh_port"])
+            if host.ssh_port is not None:
+                variables["ansible_port"] = host.ssh_port
             if key.exists():
                 variables["ansible_ssh_private_key_file"] = str(key.resolve())
-            for disk in ("zfs_disk_1", "zfs_disk_2"):
-                if row.get(disk):
-                    variables[disk] = row[disk]
-            groups = list(row.get("groups") or ["hub", env.type, env.name])
-            inventory.add(row["name"], groups, variables)
+            for number, disk in enumerate(host.zfs_disks, 1):
+                variables[f"zfs_disk_{number}"] = disk
+            inventory.add(host.name, list(host.groups), variables)
     # Environment-wide settings are group variables of <ENV>, so envs/<ENV>/group_vars/ can
     # override any of them.
     inventory.groups.setdefault(env.name, [])

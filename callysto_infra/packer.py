@@ -20,7 +20,8 @@ from callysto_infra.environments import PROJECT_DIR
 from callysto_infra.errors import OperationError, UsageError
 
 if TYPE_CHECKING:
-    from callysto_infra.environments import CloudSettings, Environment
+    from callysto_infra.env_schema import CloudSettings
+    from callysto_infra.environments import Environment
 
 PACKER_DIR = PROJECT_DIR / "packer"
 PLAYBOOKS_DIR = PROJECT_DIR / "playbooks"

@@ -1,5 +1,6 @@
-"""Terraform (or OpenTofu) for one environment: its root module, generated from the template of its
-type and from env.yaml, and the guarded commands operators run on it (plan, apply, destroy, ...)."""
+"""Terraform (or OpenTofu) for one environment: its root module, generated from the one template and
+env.yaml, and the guarded commands operators run on it (plan, apply, destroy, ...). Progress goes to
+the callbacks the caller passes: nothing here prints."""
 
 from __future__ import annotations
 
@@ -15,15 +16,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callysto_infra import locking, runner
-from callysto_infra.environments import PROJECT_DIR, _display
+from callysto_infra import locking, runner, tfstate
 from callysto_infra.errors import OperationError, UsageError
+from callysto_infra.progress import Say
+from callysto_infra.settings import PROJECT_DIR, display
 
 if TYPE_CHECKING:
     from callysto_infra.environments import Environment
 
-ROOTS_DIR = PROJECT_DIR / "terraform" / "roots"
+ROOT_DIR = PROJECT_DIR / "terraform" / "root"
 MODULES_DIR = PROJECT_DIR / "terraform" / "modules"
+# The root requires the Terraform and provider versions its module requires: one file says both.
+VERSIONS_FILE = MODULES_DIR / "hub" / "versions.tf"
 TFVARS_FILE = "terraform.tfvars.json"
 PLAN_FILE = "terraform.tfplan"
 PLAN_INFO_FILE = "terraform.tfplan.json"
@@ -41,16 +45,23 @@ VOLUMES = (
 )
 
 Confirm = Callable[[str], bool]
+# Receives a plan's summary: one line per changing resource, then Terraform's "Plan: ..." line.
+ShowPlan = Callable[[list[str]], None]
+
+
+@dataclass(frozen=True)
+class Operator:
+    """How a command that asks before changing things talks with the operator: its steps (one
+    line each), the summary of the plan it asks about, and the yes/no question itself."""
+
+    say: Say
+    show_plan: ShowPlan
+    confirm: Confirm
 
 
 class Aborted(OperationError):
     def __init__(self) -> None:
         super().__init__("aborted: nothing was changed")
-
-
-def say(message: str) -> None:
-    """Progress for the operator; stderr, so that stdout stays the command's result."""
-    print(message, file=sys.stderr, flush=True)
 
 
 # --- the binary ------------------------------------------------------------------------------
@@ -108,39 +119,27 @@ def tfvars(env: Environment) -> dict[str, Any]:
     """Terraform's variables for ENV, from its validated env.yaml (the only source of values)."""
     config, cloud = env.config, env.config.cloud
     assert cloud is not None  # dev and prod environments always have one (validated)
-    env_yaml = _display(env.path / "env.yaml")
-    if env.type == "prod":
-        if len(config.hub.existing_volumes) != 2:
-            raise UsageError(
-                f"{env_yaml}: hub.existing_volumes: a prod environment adopts its two existing "
-                "ZFS volumes: list their IDs"
-            )
-        if config.hub.floating_ip is None:
-            raise UsageError(
-                f"{env_yaml}: hub.floating_ip: a prod environment adopts its existing floating "
-                "IP: give its address"
-            )
-    values: dict[str, Any] = {
+    return {
         "environment": env.name,
+        "environment_type": env.type,
         "cloud": cloud.cloud,
         "region": cloud.region,
-        "name": config.host.name,
-        "domain": config.host.domain,
-        "dns_zone": cloud.dns_zone,
+        "host": {"name": config.host.name, "domain": config.host.domain},
+        "openstack": {
+            "dns_zone": cloud.dns_zone,
+            "image_name": cloud.image,
+            "flavor_name": cloud.flavor,
+            "key_pair": cloud.key_pair,
+            "ssh_user": cloud.ssh_user,
+            "network_name": cloud.network,
+            "disk_id_prefix": cloud.disk_id_prefix,
+        },
         "ipv6": cloud.ipv6,
-        "image_name": cloud.image,
-        "flavor_name": cloud.flavor,
-        "key_pair": cloud.key_pair,
-        "network_name": cloud.network,
-        "ssh_user": cloud.ssh_user,
-        "disk_id_prefix": cloud.disk_id_prefix,
         "volume_size_gb": config.hub.volume_size_gb,
         "existing_volume_ids": list(config.hub.existing_volumes),
         "floating_ip": config.hub.floating_ip,
+        "floating_ip_pool": cloud.floating_ip_pool,
     }
-    if env.type == "dev":
-        values["floating_ip_pool"] = cloud.floating_ip_pool
-    return values
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -151,10 +150,10 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def write_root(env: Environment) -> None:
-    """Make envs/<ENV>/ a Terraform root: the template of its type, a link to the modules and the
-    variables from env.yaml. Done before every command, so edits to env.yaml reach the next plan."""
-    template = ROOTS_DIR / env.type
-    for source in sorted(template.glob("*.tf")):
+    """Make envs/<ENV>/ a Terraform root: the template, a link to the modules and the variables
+    from env.yaml. Done before every command, so edits to env.yaml (or to the template) reach the
+    next plan, and the copies an older callysto wrote are replaced by the same names."""
+    for source in [*sorted(ROOT_DIR.glob("*.tf")), VERSIONS_FILE]:
         _write_if_changed(env.path / source.name, source.read_text(encoding="utf-8"))
     link = env.path / "modules"
     target = os.path.relpath(MODULES_DIR, env.path)
@@ -164,7 +163,7 @@ def write_root(env: Environment) -> None:
             link.symlink_to(target)
     elif link.exists():
         raise OperationError(
-            f"{_display(link)} is not the link to terraform/modules that callysto makes: "
+            f"{display(link)} is not the link to terraform/modules that callysto makes: "
             "move it away and run the command again"
         )
     else:
@@ -172,35 +171,6 @@ def write_root(env: Environment) -> None:
     _write_if_changed(
         env.path / TFVARS_FILE, json.dumps(tfvars(env), indent=2, sort_keys=True) + "\n"
     )
-
-
-def read_state(env: Environment) -> dict[str, Any] | None:
-    """The environment's state as data; None before the first apply. A corrupt state stops every
-    command before Terraform runs, so nothing can overwrite what is left of it."""
-    path = env.state_file
-    if not path.exists():
-        return None
-    hint = f"restore the newest good copy from {_display(path.parent / locking.BACKUP_DIR)}/"
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise OperationError(
-            f"Terraform state {_display(path)} is corrupt (not text): {hint}"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise OperationError(
-            f"Terraform state {_display(path)} is corrupt ({exc.msg} at line {exc.lineno}): "
-            f"nothing was run; {hint}"
-        ) from None
-    if not (
-        isinstance(state, dict)
-        and isinstance(state.get("version"), int)
-        and isinstance(state.get("resources"), list)
-    ):
-        raise OperationError(
-            f"Terraform state {_display(path)} is not a Terraform state: nothing was run; {hint}"
-        )
-    return state
 
 
 # --- running Terraform in the root ------------------------------------------------------------
@@ -220,15 +190,17 @@ def _error_line(result: runner.Result) -> str:
 
 
 class Workspace:
-    """One environment's Terraform root, with the binary that runs in it."""
+    """One environment's Terraform root, with the binary that runs in it and the callback that
+    tells the operator what happens."""
 
-    def __init__(self, env: Environment):
+    def __init__(self, env: Environment, say: Say):
         if env.type == "local":
             raise UsageError(
                 f"environment '{env.name}' is local: this machine is the hub and Terraform has "
                 "nothing to create (use 'callysto local up')"
             )
         self.env = env
+        self.say = say
         self.binary = find_binary()
 
     @property
@@ -241,7 +213,7 @@ class Workspace:
 
     def banner(self, action: str) -> None:
         kind = "PRODUCTION" if self.env.type == "prod" else self.env.type
-        say(
+        self.say(
             f"=== environment {self.env.name} ({kind}, {self.env.fqdn}): {self.binary.name} {action}"
         )
 
@@ -264,10 +236,10 @@ class Workspace:
 
     def prepare(self) -> dict[str, Any] | None:
         """Check the state, write the root and initialise it when needed; returns the state."""
-        state = read_state(self.env)
+        state = tfstate.read(self.env)
         write_root(self.env)
         if not (self.env.path / ".terraform" / "modules" / "modules.json").exists():
-            say(f"initialising {_display(self.env.path)} (first run)")
+            self.say(f"initialising {display(self.env.path)} (first run)")
             self.run("init", "-input=false")
         return state
 
@@ -290,9 +262,9 @@ class Workspace:
 
 
 @contextmanager
-def _guarded(env: Environment, action: str) -> Iterator[Workspace]:
+def _guarded(env: Environment, action: str, say: Say) -> Iterator[Workspace]:
     """The workspace of ENV, announced, under the environment's lock."""
-    workspace = Workspace(env)
+    workspace = Workspace(env, say)
     workspace.banner(action)
     with locking.hold(env.path, env.name, f"callysto terraform {action}"):
         yield workspace
@@ -342,14 +314,14 @@ def summarize(plan: dict[str, Any]) -> tuple[list[str], dict[str, int]]:
     return lines, counts
 
 
-def _print_summary(plan: dict[str, Any]) -> dict[str, int]:
+def _show_summary(plan: dict[str, Any], show_plan: ShowPlan) -> dict[str, int]:
     lines, counts = summarize(plan)
-    for line in lines:
-        print(line)
-    print(
-        f"Plan: {counts['add']} to add, {counts['change']} to change, "
-        f"{counts['destroy']} to destroy.",
-        flush=True,
+    show_plan(
+        [
+            *lines,
+            f"Plan: {counts['add']} to add, {counts['change']} to change, "
+            f"{counts['destroy']} to destroy.",
+        ]
     )
     return counts
 
@@ -372,28 +344,30 @@ def _check_bound(workspace: Workspace, plan_path: Path) -> None:
     try:
         document = workspace.show_json(plan_path)
     except (OperationError, ValueError):
-        raise UsageError(f"{_display(plan_path)} is not a Terraform plan file") from None
+        raise UsageError(f"{display(plan_path)} is not a Terraform plan file") from None
     made_for = plan_environment(document)
     if made_for != workspace.env.name:
         raise UsageError(
-            f"plan {_display(plan_path)} was made for environment '{made_for}', not "
+            f"plan {display(plan_path)} was made for environment '{made_for}', not "
             f"'{workspace.env.name}': run 'callysto terraform plan --env {workspace.env.name}'"
         )
 
 
 # --- the commands --------------------------------------------------------------------------
+# Each takes SAY for its steps (one line each), or an Operator when it asks before a change; the
+# CLI decides where they go (stderr, stdout, a prompt).
 
 
-def init(env: Environment) -> None:
-    with _guarded(env, "init") as workspace:
-        read_state(env)
+def init(env: Environment, *, say: Say) -> None:
+    with _guarded(env, "init", say) as workspace:
+        tfstate.read(env)
         write_root(env)
         workspace.run("init", "-input=false", stream=True)
 
 
-def plan(env: Environment) -> None:
+def plan(env: Environment, *, say: Say) -> None:
     """Plan, showing Terraform's own account of it, and save the plan (bound to ENV) for 'apply'."""
-    with _guarded(env, "plan") as workspace:
+    with _guarded(env, "plan", say) as workspace:
         state = workspace.prepare()
         workspace.forget_plans()
         workspace.run("plan", "-input=false", f"-out={PLAN_FILE}", stream=True)
@@ -405,7 +379,7 @@ def plan(env: Environment) -> None:
         }
         workspace.plan_info_file.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         say(
-            f"saved the plan for '{env.name}' in {_display(workspace.plan_file)}: apply it with "
+            f"saved the plan for '{env.name}' in {display(workspace.plan_file)}: apply it with "
             f"'callysto terraform apply --env {env.name}'"
         )
 
@@ -415,27 +389,30 @@ def apply(
     *,
     auto_approve: bool = False,
     plan_file: Path | None = None,
-    confirm: Confirm,
+    operator: Operator,
 ) -> None:
     """Apply the saved plan if it is still current; otherwise plan, show the summary and ask."""
-    with _guarded(env, "apply") as workspace:
+    say = operator.say
+    with _guarded(env, "apply", say) as workspace:
         state = workspace.prepare()
         try:
             if plan_file is not None:
                 _check_bound(workspace, plan_file)
                 chosen = plan_file
-                say(f"applying {_display(plan_file)}")
+                say(f"applying {display(plan_file)}")
             elif _saved_plan_is_current(workspace, state):
                 chosen = workspace.plan_file
-                say(f"applying the plan saved by 'callysto terraform plan' ({_display(chosen)})")
+                say(f"applying the plan saved by 'callysto terraform plan' ({display(chosen)})")
             else:
                 say("no current saved plan: planning now")
                 document = workspace.plan(out=workspace.plan_file)
-                counts = _print_summary(document)
+                counts = _show_summary(document, operator.show_plan)
                 if not any(counts.values()):
                     say("nothing to change")
                     return
-                if not auto_approve and not confirm(f"Apply these changes to '{env.name}'?"):
+                if not auto_approve and not operator.confirm(
+                    f"Apply these changes to '{env.name}'?"
+                ):
                     raise Aborted()
                 chosen = workspace.plan_file
             workspace.apply_plan(chosen)
@@ -449,32 +426,34 @@ def destroy(
     *,
     auto_approve: bool = False,
     confirm_prod: str | None = None,
-    confirm: Confirm,
+    operator: Operator,
 ) -> None:
     if env.type == "prod" and confirm_prod != env.name:
         raise UsageError(
             f"environment '{env.name}' is prod: destroying its hub needs --confirm-prod "
             f"{env.name} (its volumes and floating IP are adopted and stay)"
         )
-    with _guarded(env, "destroy") as workspace:
+    with _guarded(env, "destroy", operator.say) as workspace:
         state = workspace.prepare()
         if not state or not state.get("resources"):
-            say(f"environment '{env.name}' has nothing to destroy")
+            operator.say(f"environment '{env.name}' has nothing to destroy")
             return
         out = env.path / DESTROY_PLAN_FILE
         try:
             document = workspace.plan("-destroy", out=out)
-            _print_summary(document)
-            if not auto_approve and not confirm(f"Destroy these resources of '{env.name}'?"):
+            _show_summary(document, operator.show_plan)
+            if not auto_approve and not operator.confirm(
+                f"Destroy these resources of '{env.name}'?"
+            ):
                 raise Aborted()
             workspace.apply_plan(out)
         finally:
             workspace.forget_plans()
 
 
-def show(env: Environment, *, as_json: bool = False) -> dict[str, Any] | str:
-    workspace = Workspace(env)
-    workspace.banner("show")  # on stderr: --json output stays one document
+def show(env: Environment, *, as_json: bool = False, say: Say) -> dict[str, Any] | str:
+    workspace = Workspace(env, say)
+    workspace.banner("show")  # a step, not the result: --json output stays one document
     if workspace.prepare() is None:
         return {} if as_json else f"environment '{env.name}' has no state yet"
     if as_json:
@@ -482,35 +461,18 @@ def show(env: Environment, *, as_json: bool = False) -> dict[str, Any] | str:
     return workspace.run("show").stdout
 
 
-def state_addresses(state: dict[str, Any] | None) -> list[str]:
-    """The managed resource addresses in a state, read as data (no Terraform run needed)."""
-    addresses = []
-    for resource in (state or {}).get("resources", []):
-        if resource.get("mode") != "managed":
-            continue
-        base = f"{resource['type']}.{resource['name']}"
-        if resource.get("module"):
-            base = f"{resource['module']}.{base}"
-        for instance in resource.get("instances", []):
-            key = instance.get("index_key")
-            if key is None:
-                addresses.append(base)
-            else:
-                addresses.append(f"{base}[{json.dumps(key)}]")
-    return sorted(addresses)
-
-
-def list_targets(env: Environment) -> list[str]:
+def list_targets(env: Environment, *, say: Say) -> list[str]:
     """Resource addresses in ENV's state, for taint and -replace."""
-    Workspace(env).banner("list-targets")
-    return state_addresses(read_state(env))
+    Workspace(env, say).banner("list-targets")
+    return tfstate.addresses(tfstate.read(env))
 
 
-def taint(env: Environment, target: str) -> None:
-    with _guarded(env, "taint") as workspace:
-        if workspace.prepare() is None:
+def taint(env: Environment, target: str, *, say: Say) -> None:
+    with _guarded(env, "taint", say) as workspace:
+        state = workspace.prepare()
+        if state is None:
             raise UsageError(f"environment '{env.name}' has no state yet: nothing to taint")
-        known = state_addresses(read_state(env))
+        known = tfstate.addresses(state)
         if target not in known:
             raise UsageError(
                 f"'{target}' is not a resource of environment '{env.name}' (known: "
@@ -527,7 +489,7 @@ def rebuild(
     *,
     with_volumes: bool = False,
     auto_approve: bool = False,
-    confirm: Confirm,
+    operator: Operator,
     confirm_volumes: Callable[[str], bool],
 ) -> None:
     """Replace the hub's instance; with_volumes also replaces both ZFS volumes (and their data)."""
@@ -536,9 +498,8 @@ def rebuild(
             f"environment '{env.name}' adopts existing volumes: --with-volumes cannot replace "
             "them (they are not Terraform's to delete)"
         )
-    with _guarded(env, "hub rebuild") as workspace:
-        state = workspace.prepare()
-        known = state_addresses(state)
+    with _guarded(env, "hub rebuild", operator.say) as workspace:
+        known = tfstate.addresses(workspace.prepare())
         if INSTANCE not in known:
             raise UsageError(
                 f"environment '{env.name}' has no hub to rebuild yet: run "
@@ -551,8 +512,8 @@ def rebuild(
             replace += [v for v in VOLUMES if v in known]
         try:
             document = workspace.plan(*(f"-replace={a}" for a in replace), out=workspace.plan_file)
-            _print_summary(document)
-            if not auto_approve and not confirm(f"Rebuild the hub of '{env.name}'?"):
+            _show_summary(document, operator.show_plan)
+            if not auto_approve and not operator.confirm(f"Rebuild the hub of '{env.name}'?"):
                 raise Aborted()
             workspace.apply_plan(workspace.plan_file)
         finally:

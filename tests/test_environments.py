@@ -12,7 +12,8 @@ import yaml
 from pydantic import ValidationError
 
 from callysto_infra import environments
-from callysto_infra.environments import EnvConfig
+from callysto_infra.env_schema import EnvConfig
+from callysto_infra.errors import UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "env"
 HAPPY = sorted(FIXTURES.glob("*.happy.yaml"))
@@ -89,9 +90,29 @@ def test_env_new_refuses_a_name_that_is_not_a_host_name(callysto, envs_dir):
     assert list(envs_dir.iterdir()) == []
 
 
+def adopt(envs_dir: Path, name: str) -> None:
+    """List a prod environment's volumes and floating IP, as an operator does after 'env new'."""
+    path = envs_dir / name / "env.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["hub"].update(
+        existing_volumes=[
+            "0a1b2c3d-0000-4000-8000-000000000001",
+            "0a1b2c3d-0000-4000-8000-000000000002",
+        ],
+        floating_ip="199.116.235.10",
+    )
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
 def test_env_list_and_show(callysto, envs_dir):
-    callysto("env", "new", "prod", "prod")
+    created = callysto("env", "new", "prod", "prod")
+    assert created.returncode == 0, created.stderr
+    assert "still needed: " in created.stdout and "hub.existing_volumes" in created.stdout
     callysto("env", "new", "local")
+    listed = json.loads(callysto("env", "list", "--json").stdout)
+    assert [(row["name"], row["valid"]) for row in listed] == [("local", True), ("prod", False)]
+    assert "hub.existing_volumes: a prod environment adopts" in listed[1]["error"]
+    adopt(envs_dir, "prod")
     listed = json.loads(callysto("env", "list", "--json").stdout)
     assert [(row["name"], row["type"]) for row in listed] == [("local", "local"), ("prod", "prod")]
     shown = callysto("env", "show", "--env", "prod", "--json")
@@ -109,3 +130,35 @@ def test_env_show_never_prints_the_salt(callysto, envs_dir):
     for args in (["env", "show", "--env", "local"], ["env", "show", "--env", "local", "--json"]):
         result = callysto(*args)
         assert salt not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda hub: hub.update(existing_volumes=[]), "hub.existing_volumes"),
+        (lambda hub: hub.pop("floating_ip"), "hub.floating_ip"),
+    ],
+    ids=["without-volumes", "without-floating-ip"],
+)
+def test_a_prod_env_without_what_it_adopts_fails_at_env_show(callysto, envs_dir, change, field):
+    callysto("env", "new", "prod", "prod")
+    adopt(envs_dir, "prod")
+    path = envs_dir / "prod" / "env.yaml"
+    document = yaml.safe_load(path.read_text())
+    change(document["hub"])
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    for args in (["env", "show", "--env", "prod"], ["terraform", "plan", "--env", "prod"]):
+        result = callysto(*args)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert f"env.yaml: {field}: a prod environment adopts its" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_a_new_prod_environment_names_what_it_still_needs(envs_dir):
+    env = environments.create("prod", "prod")
+    assert env.type == "prod" and env.config.hub.existing_volumes == []
+    text = (env.path / "env.yaml").read_text()
+    assert "hub.existing_volumes" in text.split("type: prod")[0], "the header says what to list"
+    with pytest.raises(UsageError, match=r"hub\.existing_volumes: .* \(and 1 more problem\)"):
+        environments.load("prod")

@@ -152,7 +152,7 @@ def test_each_hub_gets_one_ssh_round_trip_with_every_word_quoted(envs_dir, monke
     env = environments.create("dev", "brave-otter")
     env.ssh_key_file.write_text("key")
     env.state_file.write_text(
-        json.dumps({"outputs": {"hosts": {"value": {"a": host_row(HUB1, 2222)}}}})
+        json.dumps({"version": 4, "outputs": {"hosts": {"value": {"a": host_row(HUB1, 2222)}}}})
     )
     (hub,) = hubs.hubs(env)
     calls = []

@@ -79,7 +79,7 @@ def test_dev_hub_lifecycle_plan_apply_rebuild_destroy(callysto, envs_dir, cloud)
 
     # The contract with the inventory, quotas and ssh.
     out = outputs(envs_dir, "brave-otter")
-    ordered = out["volume_ids"]
+    ordered = out["hub"]["volume_ids"]
     assert sorted(ordered) == volumes
     assert out["hosts"] == {
         "brave-otter.callysto.farm": {

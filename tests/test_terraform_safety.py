@@ -212,6 +212,43 @@ def test_prod_must_name_the_volumes_and_address_it_adopts(callysto, envs_dir, cl
     assert not (envs_dir / "prod" / "terraform.tfplan").exists()
 
 
+def test_terraform_itself_refuses_a_prod_that_adopts_nothing(callysto, cloud, terraform_bin):  # noqa: F811
+    """Whoever runs Terraform in a prod root, with variables that name no volumes: the plan
+    stops with the reason, and nothing is created (volumes least of all)."""
+    from callysto_infra import environments
+
+    ok(callysto("env", "new", "dev", "prod-by-hand"))
+    env = environments.load("prod-by-hand")
+    terraform.write_root(env)
+    tfvars = json.loads((env.path / terraform.TFVARS_FILE).read_text())
+    tfvars.update(environment_type="prod", floating_ip_pool="public")
+    (env.path / terraform.TFVARS_FILE).write_text(json.dumps(tfvars))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [terraform_bin, f"-chdir={env.path}", *args, "-input=false", "-no-color"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+
+    assert run("init").returncode == 0
+    result = run("plan")
+    assert result.returncode != 0
+    assert "A prod environment adopts its two existing volumes" in " ".join(result.stderr.split())
+    assert not any(cloud.counts().values())
+
+
+def test_an_older_generated_root_is_replaced_before_the_next_command(callysto, envs_dir, cloud):  # noqa: F811
+    """An environment made when there was one template per type keeps working: its copies
+    have the names of the one template's files and are rewritten before each command."""
+    ok(callysto("env", "new", "dev", "brave-otter"))
+    old_root = envs_dir / "brave-otter"
+    for name in ("main.tf", "variables.tf", "outputs.tf"):
+        (old_root / name).write_text(f"# a copy of terraform/roots/dev/{name}\n")
+    ok(callysto("terraform", "plan", "--env", "brave-otter"))
+    for source in (*terraform.ROOT_DIR.glob("*.tf"), terraform.VERSIONS_FILE):
+        assert (old_root / source.name).read_text() == source.read_text()
+
+
 def test_an_interrupted_apply_leaves_a_state_that_matches_the_cloud(callysto, envs_dir, cloud):  # noqa: F811
     ok(callysto("env", "new", "dev", "slow-otter"))
     ok(callysto("terraform", "init", "--env", "slow-otter"))
@@ -280,16 +317,16 @@ def test_tfvars_come_from_env_yaml(envs_dir):
 
     env = environments.create("dev", "brave-otter")
     values = terraform.tfvars(env)
-    assert values["environment"] == "brave-otter"
-    assert values["name"] == "brave-otter" and values["domain"] == "callysto.farm"
+    assert values["environment"] == "brave-otter" and values["environment_type"] == "dev"
+    assert values["host"] == {"name": "brave-otter", "domain": "callysto.farm"}
     assert values["existing_volume_ids"] == [] and values["floating_ip_pool"] is None
-    assert set(values) <= _declared_variables("dev")
+    assert set(values) == _declared_variables()
 
 
-def _declared_variables(env_type: str) -> set[str]:
+def _declared_variables() -> set[str]:
     import re
 
-    text = (terraform.ROOTS_DIR / env_type / "variables.tf").read_text()
+    text = (terraform.ROOT_DIR / "variables.tf").read_text()
     return set(re.findall(r'^variable "([a-z0-9_]+)"', text, flags=re.M))
 
 

@@ -14,15 +14,17 @@ def group() -> None:
 
 def create_and_report(env_type: str, name: str | None) -> None:
     from callysto_infra import environments
+    from callysto_infra.errors import UsageError
+    from callysto_infra.settings import display
 
     env = environments.create(env_type, name)  # type: ignore[arg-type]
-    click.echo(
-        f"created environment '{env.name}' ({env.type}) in {environments._display(env.path)}"
-    )
-    click.echo(
-        f"  edit {environments._display(env.path / environments.ENV_FILE)} to suit your site;"
-    )
-    click.echo(f"  the SAML salt is in {environments._display(env.salt_file)} (keep it secret)")
+    click.echo(f"created environment '{env.name}' ({env.type}) in {display(env.path)}")
+    click.echo(f"  edit {display(env.path / environments.ENV_FILE)} to suit your site;")
+    click.echo(f"  the SAML salt is in {display(env.salt_file)} (keep it secret)")
+    try:
+        environments.load(env.name)
+    except UsageError as exc:  # a new prod environment: what only the operator knows
+        click.echo(f"  still needed: {exc}")
 
 
 @group.command("new")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,10 @@ from callysto_infra.cli.common import (
     typed,
     validated,
 )
+from callysto_infra.progress import to_stderr
+
+if TYPE_CHECKING:
+    from callysto_infra.terraform import Operator
 
 
 @click.group("terraform")
@@ -24,8 +29,20 @@ def group() -> None:
     """Create, change and destroy hubs with Terraform (or OpenTofu)."""
 
 
+def _show_plan(lines: list[str]) -> None:
+    """A plan's summary is the command's result: stdout, before the question on stderr."""
+    click.echo("\n".join(lines))
+
+
 def _confirm(question: str) -> bool:
     return click.confirm(question, default=False, err=True)
+
+
+def _operator() -> Operator:
+    """Steps on stderr, the plan's summary on stdout, the question on stderr."""
+    from callysto_infra import terraform
+
+    return terraform.Operator(say=to_stderr, show_plan=_show_plan, confirm=_confirm)
 
 
 def _confirm_volumes(env_name: str) -> bool:
@@ -57,7 +74,7 @@ def init(env_name: str | None) -> None:
     """Run 'terraform init' for the environment."""
     from callysto_infra import terraform
 
-    terraform.init(load_env(env_name))
+    terraform.init(load_env(env_name), say=to_stderr)
 
 
 @group.command("plan")
@@ -66,7 +83,7 @@ def plan(env_name: str | None) -> None:
     """Plan changes and save the plan, bound to the environment, for 'apply'."""
     from callysto_infra import terraform
 
-    terraform.plan(load_env(env_name))
+    terraform.plan(load_env(env_name), say=to_stderr)
 
 
 @group.command("apply")
@@ -83,7 +100,10 @@ def apply(env_name: str | None, auto_approve: bool, plan_file: Path | None) -> N
     from callysto_infra import terraform
 
     terraform.apply(
-        load_env(env_name), auto_approve=auto_approve, plan_file=plan_file, confirm=_confirm
+        load_env(env_name),
+        auto_approve=auto_approve,
+        plan_file=plan_file,
+        operator=_operator(),
     )
 
 
@@ -98,7 +118,10 @@ def destroy(env_name: str | None, auto_approve: bool, confirm_prod: str | None) 
     from callysto_infra import terraform
 
     terraform.destroy(
-        load_env(env_name), auto_approve=auto_approve, confirm_prod=confirm_prod, confirm=_confirm
+        load_env(env_name),
+        auto_approve=auto_approve,
+        confirm_prod=confirm_prod,
+        operator=_operator(),
     )
 
 
@@ -109,7 +132,7 @@ def show(env_name: str | None, as_json: bool) -> None:
     """Show the environment's state."""
     from callysto_infra import terraform
 
-    result = terraform.show(load_env(env_name), as_json=as_json)
+    result = terraform.show(load_env(env_name), as_json=as_json, say=to_stderr)
     if as_json:
         emit_json(result)
     else:
@@ -123,7 +146,7 @@ def list_targets(env_name: str | None, as_json: bool) -> None:
     """List the resource addresses in the environment's state."""
     from callysto_infra import terraform
 
-    targets = terraform.list_targets(load_env(env_name))
+    targets = terraform.list_targets(load_env(env_name), say=to_stderr)
     emit(as_json, targets, targets)
 
 
@@ -134,7 +157,7 @@ def taint(env_name: str | None, target: str) -> None:
     """Mark TARGET (a resource address) for replacement at the next apply."""
     from callysto_infra import terraform
 
-    terraform.taint(load_env(env_name), target)
+    terraform.taint(load_env(env_name), target, say=to_stderr)
 
 
 @group.group("hub")
@@ -180,6 +203,6 @@ def hub_rebuild(env_name: str | None, with_volumes: bool, auto_approve: bool) ->
         load_env(env_name),
         with_volumes=with_volumes,
         auto_approve=auto_approve,
-        confirm=_confirm,
+        operator=_operator(),
         confirm_volumes=_confirm_volumes,
     )

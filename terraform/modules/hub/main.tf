@@ -3,10 +3,20 @@
 # existing IDs/addresses are adopted, not managed: destroying the hub leaves them in place.
 
 locals {
-  fqdn     = "${var.name}.${var.domain}"
-  dns_zone = "${trimsuffix(var.dns_zone, ".")}."
+  fqdn     = "${var.host.name}.${var.host.domain}"
+  dns_zone = "${trimsuffix(var.openstack.dns_zone, ".")}."
 
-  adopt_volumes = length(var.existing_volume_ids) == 2
+  # A prod hub only adopts: Terraform never creates, so never destroys, its volumes or its
+  # floating IP. A prod that names no volumes or address stops the plan here, with this reason,
+  # whoever runs Terraform (env.yaml's schema refuses it first; Terraform 1.0's validation blocks
+  # cannot compare two variables, so the failing conversion is the check).
+  prod = var.environment_type == "prod"
+  prod_adopts = (
+    !local.prod || (length(var.existing_volume_ids) == 2 && var.floating_ip != null)
+    ? true
+    : tobool("A prod environment adopts its two existing volumes and its floating IP: set hub.existing_volumes and hub.floating_ip in env.yaml.")
+  )
+  adopt_volumes = local.prod_adopts && (local.prod || length(var.existing_volume_ids) == 2)
   volume_ids = (
     local.adopt_volumes
     ? var.existing_volume_ids
@@ -16,9 +26,9 @@ locals {
   # The one place the guest's device paths are computed: the hypervisor hands the guest the first
   # 20 characters of the volume ID as the disk serial, so the by-id name survives reboots and
   # device renumbering, which /dev/vdb and /dev/vdc do not.
-  zfs_disks = [for id in local.volume_ids : "/dev/disk/by-id/${var.disk_id_prefix}${substr(id, 0, 20)}"]
+  zfs_disks = [for id in local.volume_ids : "/dev/disk/by-id/${var.openstack.disk_id_prefix}${substr(id, 0, 20)}"]
 
-  new_floating_ip = var.floating_ip == null && var.floating_ip_pool != null
+  new_floating_ip = !local.prod && var.floating_ip == null && var.floating_ip_pool != null
   floating_ip = (
     var.floating_ip != null ? var.floating_ip
     : local.new_floating_ip ? openstack_networking_floatingip_v2.hub[0].address
@@ -49,12 +59,12 @@ locals {
   }
 
   user_data = join("\n", ["#cloud-config", yamlencode({
-    hostname          = var.name
+    hostname          = var.host.name
     fqdn              = local.fqdn
     preserve_hostname = false
     system_info = {
       default_user = {
-        name   = var.ssh_user
+        name   = var.openstack.ssh_user
         groups = ["sudo"]
         sudo   = ["ALL=(ALL) NOPASSWD:ALL"]
         shell  = "/bin/bash"
@@ -64,12 +74,12 @@ locals {
 }
 
 data "openstack_images_image_v2" "hub" {
-  name        = var.image_name
+  name        = var.openstack.image_name
   most_recent = true
 }
 
 data "openstack_networking_network_v2" "hub" {
-  name = var.network_name
+  name = var.openstack.network_name
 }
 
 data "openstack_dns_zone_v2" "hub" {
@@ -105,8 +115,8 @@ resource "openstack_networking_port_v2" "hub" {
 resource "openstack_compute_instance_v2" "hub" {
   name        = local.fqdn
   image_id    = data.openstack_images_image_v2.hub.id
-  flavor_name = var.flavor_name
-  key_pair    = var.key_pair
+  flavor_name = var.openstack.flavor_name
+  key_pair    = var.openstack.key_pair
   user_data   = local.user_data
 
   metadata = {

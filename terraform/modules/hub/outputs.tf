@@ -6,7 +6,7 @@ output "hosts" {
     (local.fqdn) = {
       name       = local.fqdn
       address    = local.public_ipv4
-      ssh_user   = var.ssh_user
+      ssh_user   = var.openstack.ssh_user
       groups     = ["hub", var.environment_type, var.environment]
       zfs_disk_1 = local.zfs_disks[0]
       zfs_disk_2 = local.zfs_disks[1]

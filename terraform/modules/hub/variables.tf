@@ -9,7 +9,7 @@ variable "environment" {
 }
 
 variable "environment_type" {
-  description = "dev or prod: becomes an inventory group of the hub."
+  description = "dev or prod: becomes an inventory group of the hub. A prod hub only adopts its volumes and floating IP (see main.tf)."
   type        = string
 
   validation {
@@ -18,33 +18,49 @@ variable "environment_type" {
   }
 }
 
-variable "name" {
-  description = "The hub's host name, a DNS label (e.g. brave-otter or hub)."
-  type        = string
+variable "host" {
+  description = "The hub's name, <name>.<domain> (e.g. brave-otter and callysto.farm, or hub and callysto.ca)."
+  type = object({
+    name   = string
+    domain = string
+  })
 
   validation {
-    condition     = can(regex("^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", var.name))
-    error_message = "The name must be a DNS label: lower-case letters, digits and '-'."
+    condition = (
+      can(regex("^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", var.host.name)) &&
+      can(regex("^[a-z0-9-]+(\\.[a-z0-9-]+)+$", var.host.domain))
+    )
+    error_message = "The host needs a DNS label as its name (lower-case letters, digits and '-') and a dotted DNS name such as callysto.ca, without a trailing dot, as its domain."
   }
 }
 
-variable "domain" {
-  description = "The domain the hub's name lives under (e.g. callysto.farm)."
-  type        = string
+variable "openstack" {
+  description = <<-EOT
+    What the hub uses of its OpenStack cloud. dns_zone: the Designate zone holding its A/AAAA records (a
+    trailing dot is optional). image_name: the image it boots from, the most recent of that name.
+    flavor_name: its compute flavor. key_pair: the compute key pair whose public key may log in as
+    ssh_user, the user cloud-init creates for operators and Ansible. network_name: the network its
+    port is created on. disk_id_prefix: what the guest puts before the first 20 characters of a
+    volume ID under /dev/disk/by-id/ (virtio-, or scsi-0QEMU_QEMU_HARDDISK_ on virtio-scsi clouds).
+  EOT
+  type = object({
+    dns_zone       = string
+    image_name     = string
+    flavor_name    = string
+    key_pair       = string
+    ssh_user       = string
+    network_name   = string
+    disk_id_prefix = string
+  })
 
   validation {
-    condition     = can(regex("^[a-z0-9-]+(\\.[a-z0-9-]+)+$", var.domain))
-    error_message = "The domain must be a dotted DNS name such as callysto.ca, without a trailing dot."
-  }
-}
-
-variable "dns_zone" {
-  description = "The Designate zone holding the hub's A/AAAA records (a trailing dot is optional)."
-  type        = string
-
-  validation {
-    condition     = can(regex("^[a-z0-9-]+(\\.[a-z0-9-]+)+\\.?$", var.dns_zone))
-    error_message = "The dns_zone must be a DNS zone name such as callysto.ca."
+    condition = (
+      can(regex("^[a-z0-9-]+(\\.[a-z0-9-]+)+\\.?$", var.openstack.dns_zone)) &&
+      alltrue([for name in [var.openstack.image_name, var.openstack.flavor_name, var.openstack.key_pair, var.openstack.network_name] : length(name) > 0]) &&
+      can(regex("^[a-z_][a-z0-9_-]{0,31}$", var.openstack.ssh_user)) &&
+      can(regex("^[A-Za-z0-9_-]*$", var.openstack.disk_id_prefix))
+    )
+    error_message = "The openstack settings need a DNS zone name such as callysto.ca, non-empty image, flavor, key pair and network names, a Unix user name as ssh_user, and letters, digits, '_' and '-' only in disk_id_prefix."
   }
 }
 
@@ -63,68 +79,6 @@ variable "ipv6" {
   description = "Also publish an AAAA record and open the security group to IPv6."
   type        = bool
   default     = true
-}
-
-variable "image_name" {
-  description = "Name of the image the hub boots from; the most recent image of that name is used."
-  type        = string
-
-  validation {
-    condition     = length(var.image_name) > 0
-    error_message = "The image_name must not be empty."
-  }
-}
-
-variable "flavor_name" {
-  description = "Compute flavor of the hub (e.g. m1.large)."
-  type        = string
-
-  validation {
-    condition     = length(var.flavor_name) > 0
-    error_message = "The flavor_name must not be empty."
-  }
-}
-
-variable "key_pair" {
-  description = "Name of the compute key pair whose public key may log in as ssh_user."
-  type        = string
-
-  validation {
-    condition     = length(var.key_pair) > 0
-    error_message = "The key_pair must not be empty."
-  }
-}
-
-variable "network_name" {
-  description = "Name of the network the hub's port is created on."
-  type        = string
-
-  validation {
-    condition     = length(var.network_name) > 0
-    error_message = "The network_name must not be empty."
-  }
-}
-
-variable "ssh_user" {
-  description = "The user operators and Ansible log in as; cloud-init creates it."
-  type        = string
-  default     = "ptty2u"
-
-  validation {
-    condition     = can(regex("^[a-z_][a-z0-9_-]{0,31}$", var.ssh_user))
-    error_message = "The ssh_user must be a valid Unix user name."
-  }
-}
-
-variable "disk_id_prefix" {
-  description = "What the guest puts before the first 20 characters of a volume ID under /dev/disk/by-id/ (virtio-, or scsi-0QEMU_QEMU_HARDDISK_ on virtio-scsi clouds)."
-  type        = string
-  default     = "virtio-"
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9_-]*$", var.disk_id_prefix))
-    error_message = "The disk_id_prefix may hold letters, digits, '_' and '-' only."
-  }
 }
 
 variable "volume_size_gb" {

@@ -1,0 +1,273 @@
+"""The schema of env.yaml: every rule an environment's settings must follow, checked when the file
+is read, before any tool (Terraform, Ansible, Packer) runs."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from callysto_infra import validate
+from callysto_infra.errors import UsageError
+from callysto_infra.settings import Strict
+
+EnvType = Literal["dev", "prod", "local"]
+
+
+def _dns_label(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", value):
+        raise ValueError("must be a DNS label: lower-case letters, digits and '-'")
+    return value
+
+
+def _domain(value: str) -> str:
+    labels = value.rstrip(".").split(".")
+    if len(labels) < 2 or not all(
+        re.fullmatch(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?", x) for x in labels
+    ):
+        raise ValueError("must be a DNS domain such as callysto.ca")
+    return value.rstrip(".")
+
+
+def _zfs_size(value: str) -> str:
+    try:
+        return validate.zfs_size(value)
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _unix_user(value: str) -> str:
+    # What cloud-init's useradd accepts, and what terraform/modules/hub checks again.
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
+        raise ValueError("must be a Unix user name: lower-case letters, digits, '_' and '-'")
+    return value
+
+
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def _volume_id(value: str) -> str:
+    if not re.fullmatch(_UUID, value):
+        raise ValueError("must be a Cinder volume UUID")
+    return value
+
+
+def _uuid(value: str) -> str:
+    if not re.fullmatch(_UUID, value):
+        raise ValueError("must be an OpenStack UUID such as 0a1b2c3d-0000-4000-8000-000000000000")
+    return value
+
+
+def _floating_ip(value: str) -> str:
+    # Neutron's floating IPs are IPv4; the hub's IPv6 address comes from its port.
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError("must be an IPv4 address (a floating IP)") from None
+    return value
+
+
+def _email(value: str) -> str:
+    try:
+        return validate.email(value)
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+Domain = Annotated[str, AfterValidator(_domain)]
+ZfsSize = Annotated[str, AfterValidator(_zfs_size)]
+VolumeId = Annotated[str, AfterValidator(_volume_id)]
+Uuid = Annotated[str, AfterValidator(_uuid)]
+UnixUser = Annotated[str, AfterValidator(_unix_user)]
+FloatingIp = Annotated[str, AfterValidator(_floating_ip)]
+Email = Annotated[str, AfterValidator(_email)]
+Text = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class HostSettings(Strict):
+    """The hub's name: <name>.<domain>."""
+
+    name: DnsLabel
+    domain: Domain
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.domain}"
+
+
+class CloudSettings(Strict):
+    """Where a cloud hub runs: an entry of clouds.yaml and the names Terraform and Packer need."""
+
+    cloud: Text = "openstack"
+    region: Text
+    network: Text
+    flavor: Text
+    image: Text = Field(description="image the hub boots from; the newest one of this name")
+    source_image: Text = Field(
+        default="Debian 12", description="stock image Packer builds the hub image from"
+    )
+    key_pair: Text
+    dns_zone: Domain
+    ssh_user: UnixUser = "ptty2u"
+    disk_id_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]*$", max_length=64)] = "virtio-"
+    # Packer's build VM (packer/hub.pkr.hcl): the stock image's own login, and how Packer reaches it.
+    source_image_user: UnixUser = Field(
+        default="debian", description="login of the stock image Packer builds from"
+    )
+    build_network_id: Uuid | None = Field(
+        default=None,
+        description="network (UUID: Packer's builder takes no names) of the build VM; "
+        "none: the cloud's default network",
+    )
+    build_floating_ip_network: Text | None = Field(
+        default=None, description="external network of a floating IP for the build VM, if needed"
+    )
+    build_security_groups: list[Text] = Field(
+        default_factory=list, description="security groups of the build VM; one must allow SSH"
+    )
+    build_ssh_ip_version: Literal[4, 6] = Field(
+        default=4, description="IP version Packer uses to reach the build VM over SSH"
+    )
+    floating_ip_pool: Text | None = Field(
+        default=None,
+        description="pool a dev hub's new floating IP comes from; none: no floating IP "
+        "(a prod hub adopts hub.floating_ip instead)",
+    )
+    ipv6: bool = Field(default=True, description="publish an AAAA record and open IPv6")
+
+
+class HubSettings(Strict):
+    """The hub's ZFS pool and its students' homes."""
+
+    pool: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")] = "tank"
+    volume_size_gb: Annotated[int, Field(ge=1, le=16384)] = 25
+    existing_volumes: list[VolumeId] = Field(default_factory=list)
+    floating_ip: FloatingIp | None = None
+    refquota: ZfsSize = "1G"
+
+    @model_validator(mode="after")
+    def _two_or_no_volumes(self) -> HubSettings:
+        if len(self.existing_volumes) not in (0, 2):
+            raise ValueError("existing_volumes must list exactly two volume IDs (the ZFS mirror)")
+        return self
+
+
+class SamlSettings(Strict):
+    """Entity IDs that enter every user hash; the defaults follow the hub's name."""
+
+    idp_entity_id: Text | None = None
+    sp_entity_id: Text | None = None
+
+
+class LocalSettings(Strict):
+    """A local environment: this machine is the hub."""
+
+    port: Annotated[int, Field(ge=1024, le=65535)] = 8000
+    data_dir: Text = Field(
+        default="data", description="where the pool's file vdevs live; relative to the environment"
+    )
+    vdev_size: ZfsSize = "512M"
+
+
+_DATASET_SPEC = r"^(?:(?:[a-z_][a-z0-9_-]{0,31}@)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}:)?[A-Za-z][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.:-]+)+$"
+
+
+class HomesBackupSettings(Strict):
+    """Where `callysto backup homes` sends students' homes, and how many snapshots stay."""
+
+    directory: Text | None = Field(
+        default=None, description="folder of zfs send streams; relative to the environment"
+    )
+    dataset: Annotated[str, Field(pattern=_DATASET_SPEC, max_length=255)] | None = Field(
+        default=None, description="[user@]host:pool/dataset (or pool/dataset here) to receive into"
+    )
+    ssh_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        default=22, description="SSH port of the dataset's host"
+    )
+    ssh_key: Text | None = Field(
+        default=None, description="private key for the dataset's host; relative to the environment"
+    )
+    keep: Annotated[int, Field(ge=1, le=10000)] = Field(
+        default=7, description="callysto-* snapshots of home kept on each hub"
+    )
+    keep_at_destination: Annotated[int, Field(ge=1, le=10000)] = Field(
+        default=30, description="snapshots whose streams a directory destination keeps"
+    )
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> HomesBackupSettings:
+        if self.directory is not None and self.dataset is not None:
+            raise ValueError("give the homes backup a directory or a dataset, not both")
+        return self
+
+
+class EnvConfig(Strict):
+    """The whole of env.yaml."""
+
+    type: EnvType
+    host: HostSettings
+    cloud: CloudSettings | None = None
+    hub: HubSettings = Field(default_factory=HubSettings)
+    saml: SamlSettings = Field(default_factory=SamlSettings)
+    support_email: Email = "support@callysto.ca"
+    local: LocalSettings | None = None
+    homes_backup: HomesBackupSettings = Field(default_factory=HomesBackupSettings)
+
+    @model_validator(mode="after")
+    def _matches_type(self, info: ValidationInfo) -> EnvConfig:
+        if self.type in ("dev", "prod") and self.cloud is None:
+            raise ValueError(f"a {self.type} environment needs a 'cloud' section")
+        if self.type == "local" and self.cloud is not None:
+            raise ValueError("a local environment has no 'cloud' section (this machine is the hub)")
+        if self.type != "local" and self.local is not None:
+            raise ValueError("only a local environment has a 'local' section")
+        if self.type == "prod":
+            _prod_adopts(self, info.context or {})
+        return self
+
+
+PROD_ADOPTS = "prod_adopts"
+# Validation context of a prod environment just made by 'callysto env new': it cannot know yet
+# the volumes and the address it adopts, which the operator then lists in env.yaml.
+NEW_PROD = {"new_prod": True}
+
+
+def _prod_adopts(config: EnvConfig, context: dict) -> None:
+    """A prod hub's students' homes and address outlive it: Terraform adopts its two volumes and
+    its floating IP and never creates (so never destroys) either. All problems at once."""
+    assert config.cloud is not None  # checked before
+    listed_later = bool(context.get("new_prod"))
+    problems: list[InitErrorDetails] = []
+
+    def problem(loc: tuple[str, str], value: object, message: str) -> None:
+        problems.append(
+            InitErrorDetails(type=PydanticCustomError(PROD_ADOPTS, message), loc=loc, input=value)
+        )
+
+    hub = config.hub
+    if len(hub.existing_volumes) != 2 and not listed_later:
+        problem(
+            ("hub", "existing_volumes"),
+            hub.existing_volumes,
+            "a prod environment adopts its two existing ZFS volumes: list their IDs",
+        )
+    if hub.floating_ip is None and not listed_later:
+        problem(
+            ("hub", "floating_ip"),
+            hub.floating_ip,
+            "a prod environment adopts its existing floating IP: give its address",
+        )
+    if config.cloud.floating_ip_pool is not None:
+        problem(
+            ("cloud", "floating_ip_pool"),
+            config.cloud.floating_ip_pool,
+            "a prod hub never allocates a floating IP (it adopts hub.floating_ip): remove this",
+        )
+    if problems:
+        # Raised as a ValidationError so that each problem keeps its field, and env.yaml's
+        # message names it like any other ('hub.floating_ip: ...').
+        raise ValidationError.from_exception_data(EnvConfig.__name__, problems)

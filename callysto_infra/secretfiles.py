@@ -1,0 +1,48 @@
+"""Files that hold a secret (the SAML salt, the hub's API token, backup passphrases and identities):
+read only when nobody but their owner can read them, written 0600 inside a 0700 folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from callysto_infra.errors import UsageError
+from callysto_infra.settings import display
+
+
+def read_text(path: Path, what: str) -> str:
+    """The text of the secret file PATH (WHAT names it in errors, e.g. 'salt file'). A file that
+    others can read is refused: its secret may have leaked, and using it would hide that."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{what} {display(path)} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not text"
+        raise UsageError(f"{what} {display(path)} cannot be read ({reason})") from None
+    if mode & 0o077:
+        raise UsageError(
+            f"{what} {display(path)} is readable by others: run 'chmod 600 {display(path)}'"
+        )
+    return text
+
+
+def read_line(path: Path, what: str) -> str:
+    """The one-line secret in PATH, without surrounding blanks."""
+    secret = read_text(path, what).strip()
+    if not secret or "\n" in secret:
+        raise UsageError(f"{what} {display(path)} must hold its secret on one line")
+    return secret
+
+
+def write(path: Path, text: str) -> None:
+    """Write TEXT to PATH with mode 0600, its folder made 0700 when missing. The file appears
+    whole (written beside it, then renamed) and is never readable by others, not even briefly."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    partial.replace(path)

@@ -1,0 +1,29 @@
+# Root module of every dev and prod environment. callysto copies this directory (and the module's
+# versions.tf, which says what both require) into envs/<ENV>/ before each Terraform run, with
+# terraform.tfvars.json generated from env.yaml: edit this template, or env.yaml, never the copies.
+#
+# A dev hub: its two ZFS volumes are created here (and go with 'terraform destroy'), a floating IP
+# is allocated from cloud.floating_ip_pool when one is set.
+# A prod hub: its two ZFS volumes and its floating IP exist already and are adopted by ID/address,
+# so no Terraform run, not even 'terraform destroy', can delete the students' data or the address
+# (modules/hub refuses a prod that names them not).
+
+provider "openstack" {
+  # Credentials come from clouds.yaml (or OS_* variables), never from this directory.
+  cloud  = var.cloud
+  region = var.region
+}
+
+module "hub" {
+  source = "./modules/hub"
+
+  environment         = var.environment
+  environment_type    = var.environment_type
+  host                = var.host
+  openstack           = var.openstack
+  ipv6                = var.ipv6
+  volume_size_gb      = var.volume_size_gb
+  existing_volume_ids = var.existing_volume_ids
+  floating_ip         = var.floating_ip
+  floating_ip_pool    = var.floating_ip_pool
+}
