@@ -131,12 +131,25 @@ def check_pool(env: Environment, timeout: float) -> list[Check]:
             checks.append(Check("pool", False, f"pool '{pool}'{where} is not imported"))
             continue
         checks.append(Check("pool", health == "ONLINE", f"pool '{pool}'{where} is {health}"))
+        home = f"{pool}/home"
         try:
-            value = zfs.get_property(hub, f"{pool}/home", "available", timeout=timeout * 4)
+            props = zfs.get_properties(hub, [home], ["available", "mounted"], timeout=timeout * 4)
         except zfs.ZfsError:
-            value = ""
+            props = {}
+        value = props.get(home, {}).get("available", "")
         if not value.isdigit():
-            checks.append(Check("free-space", False, f"dataset '{pool}/home'{where} is missing"))
+            checks.append(Check("free-space", False, f"dataset '{home}'{where} is missing"))
+            continue
+        if props[home].get("mounted") != "yes":
+            # Students' servers would start in the empty directory beneath it.
+            checks.append(
+                Check(
+                    "free-space",
+                    False,
+                    f"dataset '{home}'{where} is not mounted: run the hub playbook "
+                    f"(callysto ansible playbook --env {env.name} --tags zfs hub)",
+                )
+            )
             continue
         free = int(value)
         checks.append(

@@ -274,6 +274,19 @@ def test_full_home_is_refused_with_507(local_hub, home):
     assert "full" in body["message"]
 
 
+def test_unmounted_home_is_refused_with_507_and_nothing_is_written_beneath(local_hub, home):
+    user, dataset = home
+    mountpoint = Path(_zfs("get", "-H", "-o", "value", "mountpoint", dataset).stdout.strip())
+    assert _zfs("unmount", dataset).returncode == 0
+    try:
+        status, body = local_hub.api("POST", f"/users/{user}/server")
+        assert status == 507
+        assert "not available" in body["message"]
+        assert not mountpoint.exists() or not any(mountpoint.iterdir())
+    finally:
+        assert _zfs("mount", dataset).returncode == 0
+
+
 def _browser() -> urllib.request.OpenerDirector:
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args, **kwargs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import yaml
 
@@ -46,6 +47,16 @@ def test_pool_check_fails_when_the_home_dataset_is_missing(envs_dir, zfs_daemon,
         assert "home' is missing" in checks["free-space"].detail
     finally:
         destroy_pool(pool.name)
+
+
+def test_pool_check_fails_when_the_homes_are_not_mounted(envs_dir, zfs_pool):
+    # As after zfs-fuse restarts from its cache: the pool is there, its datasets are not mounted.
+    subprocess.run(["zfs", "unmount", f"{zfs_pool.name}/home"], check=True)
+    env = local_env(envs_dir, pool=zfs_pool.name)
+    checks = {c.name: c for c in health.check_pool(env, timeout=5)}
+    assert checks["pool"].ok
+    assert not checks["free-space"].ok
+    assert "is not mounted" in checks["free-space"].detail
 
 
 def test_pool_check_fails_for_a_pool_that_is_not_imported(envs_dir, zfs_daemon):

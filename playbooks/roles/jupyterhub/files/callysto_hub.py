@@ -53,9 +53,9 @@ class ZfsHomeSpawner(LocalProcessSpawner):
         return f"{self.home_parent}/{self.user.name}"
 
     def home_properties(self) -> dict[str, str]:
-        """available, readonly and mountpoint of the home dataset, read with 'zfs get -H -p'."""
-        probe = _zfs("get", "-H", "-p", "-o", "property,value", "available,readonly,mountpoint",
-                     self.dataset)  # fmt: skip
+        """available, readonly, mounted and mountpoint of the home dataset ('zfs get -H -p')."""
+        probe = _zfs("get", "-H", "-p", "-o", "property,value",
+                     "available,readonly,mounted,mountpoint", self.dataset)  # fmt: skip
         if probe.returncode != 0:
             raise HomeUnavailable(f"Your home cannot be read: {probe.stderr.strip()}")
         return dict(line.split("\t", 1) for line in probe.stdout.splitlines() if "\t" in line)
@@ -75,6 +75,14 @@ class ZfsHomeSpawner(LocalProcessSpawner):
         )
         if props.get("readonly") == "on":
             raise readonly
+        if props.get("mounted") != "yes":
+            # A server started now would write into the directory under the mountpoint, where
+            # the student would never see those files again once the home is mounted.
+            self.log.error("%s is not mounted: no server starts until it is", dataset)
+            raise HomeUnavailable(
+                "Your home is not available at the moment, so your server cannot start: "
+                "please try again later or contact support"
+            )
         if int(props.get("available", "0")) < self.min_free_bytes:
             raise HomeUnavailable(
                 "Your home is full: delete some files (or ask for more space) before starting again"
