@@ -19,6 +19,7 @@ from callysto_infra.settings import PROJECT_DIR, display
 
 ENV_FILE = "env.yaml"
 SALT_FILE = "saml-salt"
+CLOUD_HUB_PREFIX = Path("/opt/jupyterhub")
 
 
 def envs_dir() -> Path:
@@ -75,6 +76,19 @@ class Environment:
     @cached_property
     def local(self) -> LocalSettings:
         return self.config.local or LocalSettings()
+
+    @property
+    def data_dir(self) -> Path:
+        """A local hub's data directory (the pool's file vdevs, the hub's files): local.data_dir,
+        relative to the environment."""
+        path = Path(self.local.data_dir)
+        return path if path.is_absolute() else self.path / path
+
+    @property
+    def hub_prefix(self) -> Path:
+        """Where the hub keeps its own files (the jupyterhub role's jupyterhub_prefix): in a local
+        hub's data directory, so two local hubs never share one; /opt/jupyterhub on a cloud hub."""
+        return self.data_dir / "jupyterhub" if self.type == "local" else CLOUD_HUB_PREFIX
 
     @property
     def idp_entity_id(self) -> str:

@@ -13,14 +13,11 @@ from typing import TYPE_CHECKING
 
 from callysto_infra import hubapi, hubs, zfs
 from callysto_infra.errors import CallystoError
+from callysto_infra.homes import MIN_FREE_BYTES
 from callysto_infra.sizes import human_size
 
 if TYPE_CHECKING:
     from callysto_infra.environments import Environment
-
-# The hub refuses to start a student's server below this much free space (the 507 page), so a
-# pool with less cannot serve anyone.
-MIN_FREE_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from callysto_infra import hubs, tfstate
+from callysto_infra import homes, hubs, tfstate
 
 if TYPE_CHECKING:
     from callysto_infra.environments import Environment
@@ -58,6 +58,8 @@ def env_vars(env: Environment) -> dict[str, Any]:
         "hub_fqdn": env.fqdn,
         "hub_pool": config.hub.pool,
         "hub_refquota": config.hub.refquota,
+        "hub_min_free_bytes": homes.MIN_FREE_BYTES,
+        "hub_prefix": str(env.hub_prefix.resolve()),
         "support_email": config.support_email,
         "saml_idp_entity_id": env.idp_entity_id,
         "saml_sp_entity_id": env.sp_entity_id,
@@ -66,7 +68,7 @@ def env_vars(env: Environment) -> dict[str, Any]:
         local = env.local
         variables.update(
             local_port=local.port,
-            local_data_dir=str((env.path / local.data_dir).resolve()),
+            local_data_dir=str(env.data_dir.resolve()),
             local_vdev_size=local.vdev_size,
         )
     return variables

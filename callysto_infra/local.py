@@ -31,12 +31,6 @@ class Up:
     report: health.Report
 
 
-def data_dir(env: Environment) -> Path:
-    """Where the pool's file vdevs live: local.data_dir, relative to the environment."""
-    path = Path(env.local.data_dir)
-    return path if path.is_absolute() else env.path / path
-
-
 def ensure_env(name: str | None) -> tuple[Environment, bool]:
     """The local environment NAME (default 'local'), created when missing."""
     name = name or DEFAULT_NAME
@@ -65,7 +59,7 @@ def load_local(name: str | None) -> Environment:
 def check_reachable(env: Environment) -> None:
     """Students' servers run as an unprivileged user from the hub's files in the data directory,
     so every directory above it must let others through (a clone under /root would not)."""
-    directory = data_dir(env).resolve()
+    directory = env.data_dir.resolve()
     for parent in [directory, *directory.parents]:
         if parent.exists() and not parent.stat().st_mode & 0o001:
             raise UsageError(
@@ -167,15 +161,10 @@ def _stop_own_zfs_daemon(hub: hubs.Hub, directory: Path, say: Say) -> None:
     )
 
 
-def hub_prefix(env: Environment) -> Path:
-    """Where the jupyterhub role keeps a local hub's files (its jupyterhub_prefix)."""
-    return data_dir(env) / "jupyterhub"
-
-
 def stop(env: Environment, say: Say) -> None:
     """Stop the hub and then the proxy (the hub stops students' servers as it goes); the pool
     and every home stay."""
-    run_dir = hub_prefix(env) / "run"
+    run_dir = env.hub_prefix / "run"
     for service in SERVICES:
         pidfile = run_dir / f"{service}.pid"
         if not pidfile.exists():
@@ -195,7 +184,7 @@ def destroy(env: Environment, say: Say) -> None:
     and salt stay, so the next 'make local' starts afresh with the same user hashes."""
     stop(env, say)
     pool = env.config.hub.pool
-    directory = data_dir(env)
+    directory = env.data_dir
     here = hubs.local_hub(env)
     try:
         vdevs = zfs.pool_vdevs(here, pool)

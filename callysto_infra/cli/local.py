@@ -53,7 +53,7 @@ def destroy(env_name: str | None, yes: bool) -> None:
     if not yes:
         click.echo(
             f"This destroys pool '{pool}' of '{env.name}' and every student's files in it, "
-            f"and removes {local.data_dir(env)}.",
+            f"and removes {env.data_dir}.",
             err=True,
         )
         if typed(f"Type the pool's name ({pool}) to go on") != pool:

@@ -44,7 +44,9 @@ class ZfsHomeSpawner(LocalProcessSpawner):
     home_parent = Unicode("tank/home", config=True, help="Dataset holding one dataset per student.")
     refquota = Unicode("1G", config=True, help="refquota of a newly created home.")
     run_as_user = Unicode("jupyter", config=True, help="System user of single-user servers.")
-    min_free_bytes = Integer(524288, config=True, help="Refuse to spawn below this free space.")
+    min_free_bytes = Integer(
+        0, config=True, help="Refuse to spawn below this free space (set by jupyterhub_config.py)."
+    )
 
     @property
     def dataset(self) -> str:
