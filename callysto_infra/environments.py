@@ -20,6 +20,8 @@ from callysto_infra.settings import PROJECT_DIR, display
 ENV_FILE = "env.yaml"
 SALT_FILE = "saml-salt"
 CLOUD_HUB_PREFIX = Path("/opt/jupyterhub")
+# Where local hubs keep their data when their environment's own folder is closed to others.
+SHARED_DATA_ROOT = Path("/var/lib/callysto")
 
 
 def envs_dir() -> Path:
@@ -137,6 +139,25 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def closed_to_others(path: Path) -> Path | None:
+    """The first existing directory of PATH and its parents that other users cannot pass
+    through (no o+x), or None. Students' servers run as an unprivileged user from a local hub's
+    files, so its data directory must be reachable."""
+    path = path.resolve()
+    for directory in [path, *path.parents]:
+        if directory.exists() and not directory.stat().st_mode & 0o001:
+            return directory
+    return None
+
+
+def _local_data_dir(name: str) -> str:
+    """'data' beside env.yaml; for a clone others cannot reach (under /root, say), a directory
+    of this machine's instead, so a newcomer's first 'make local' works wherever they cloned."""
+    if closed_to_others(envs_dir() / name) is None:
+        return "data"
+    return str(SHARED_DATA_ROOT / name)
+
+
 def _initial_config(env_type: EnvType, name: str) -> dict[str, Any]:
     if env_type == "local":
         return {
@@ -144,7 +165,7 @@ def _initial_config(env_type: EnvType, name: str) -> dict[str, Any]:
             "host": {"name": name, "domain": "localhost.localdomain"},
             "hub": {"pool": "tank", "refquota": "1G"},
             "support_email": "support@callysto.ca",
-            "local": {"port": 8000, "data_dir": "data", "vdev_size": "512M"},
+            "local": {"port": 8000, "data_dir": _local_data_dir(name), "vdev_size": "512M"},
         }
     defaults = _DEFAULTS[env_type]
     host_name = name if env_type == "dev" else "hub"

@@ -60,13 +60,14 @@ def check_reachable(env: Environment) -> None:
     """Students' servers run as an unprivileged user from the hub's files in the data directory,
     so every directory above it must let others through (a clone under /root would not)."""
     directory = env.data_dir.resolve()
-    for parent in [directory, *directory.parents]:
-        if parent.exists() and not parent.stat().st_mode & 0o001:
-            raise UsageError(
-                f"students' servers could not reach {directory}: {parent} is closed to other "
-                f"users; set local.data_dir in {env.path / environments.ENV_FILE} to a directory "
-                "they can reach (e.g. /var/lib/callysto/local) or run 'chmod o+x' on it"
-            )
+    closed = environments.closed_to_others(directory)
+    if closed is not None:
+        raise UsageError(
+            f"students' servers could not reach {directory}: {closed} is closed to other "
+            f"users; set local.data_dir in {env.path / environments.ENV_FILE} to a directory "
+            f"they can reach (e.g. {environments.SHARED_DATA_ROOT / env.name}) or run "
+            f"'chmod o+x {closed}'"
+        )
 
 
 def bootstrap(say: Say) -> None:

@@ -118,7 +118,8 @@ def test_local_inventory_is_this_machine(envs_dir):
     host = ansible.load_inventory(env).host("localhost")
     assert host["ansible_connection"] == "local"
     assert host["local_port"] == 8000
-    assert host["local_data_dir"] == str((env.path / "data").resolve())
+    assert host["local_data_dir"] == str(env.data_dir.resolve())
+    assert host["hub_prefix"] == str((env.data_dir / "jupyterhub").resolve())
 
 
 def test_unknown_host_is_one_line(callysto, fleet):

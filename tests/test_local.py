@@ -4,6 +4,8 @@ the local environment's own (a real zfs-fuse pool)."""
 from __future__ import annotations
 
 import subprocess
+import tempfile
+from pathlib import Path
 
 import yaml
 
@@ -108,3 +110,24 @@ def test_up_refuses_a_data_directory_students_servers_cannot_reach(envs_dir, cal
     assert f"{closed} is closed to other users" in result.stderr
     assert "local.data_dir" in result.stderr
     assert not (closed / "data").exists()
+
+
+def test_a_clone_others_cannot_reach_gets_its_data_directory_outside(tmp_path, monkeypatch):
+    # A newcomer's clone under /root (mode 0700): the first 'make local' must still work there.
+    closed = tmp_path / "home-of-root"
+    closed.mkdir(mode=0o700)
+    monkeypatch.setenv("CALLYSTO_ENVS_DIR", str(closed / "clone" / "envs"))
+    env = environments.create("local", "site")
+    assert env.data_dir == environments.SHARED_DATA_ROOT / "site"
+    assert environments.closed_to_others(env.data_dir.parent) is None
+    assert not env.data_dir.exists()  # made by the playbook, not by creating the environment
+
+
+def test_a_reachable_clone_keeps_its_data_beside_env_yaml(monkeypatch):
+    # pytest's own temporary folders are closed to others, so this clone lives beside them.
+    with tempfile.TemporaryDirectory(prefix="callysto-clone-") as clone:
+        Path(clone).chmod(0o755)
+        monkeypatch.setenv("CALLYSTO_ENVS_DIR", f"{clone}/envs")
+        env = environments.create("local", "site")
+        assert env.config.local.data_dir == "data"
+        assert env.data_dir == Path(clone) / "envs" / "site" / "data"
