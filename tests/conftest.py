@@ -50,6 +50,34 @@ def callysto(envs_dir):
     return run
 
 
+def _one_line_error(result, *fragments: str, code: int | None = None, alone: bool = True) -> str:
+    """Assert RESULT failed as every command must: exit CODE (1 or 2 when not given), exactly
+    one 'error: ' on stderr, its line holding every FRAGMENT, no traceback; with ALONE, nothing else
+    on stderr (progress lines before it are allowed otherwise). Returns the line."""
+    assert result.returncode == code if code is not None else result.returncode in (1, 2), (
+        result.returncode,
+        result.stdout,
+        result.stderr,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    # An answered prompt ends without a newline, so its error shares the prompt's line.
+    errors = [line for line in lines if "error: " in line]
+    assert len(errors) == 1, result.stderr
+    if alone:
+        assert lines == errors, result.stderr
+    line = errors[0][errors[0].index("error: ") :]
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+@pytest.fixture
+def one_line_error():
+    """The check of a refused or failed command: see _one_line_error."""
+    return _one_line_error
+
+
 # --- real ZFS (zfs-fuse) --------------------------------------------------------------------------
 
 ZFS_FUSE = "/usr/sbin/zfs-fuse"

@@ -78,7 +78,3 @@ def write_bytes(path: Path, size: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def one_line(done) -> bool:
-    return len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr

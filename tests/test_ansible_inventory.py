@@ -47,13 +47,6 @@ def fleet(envs_dir):
     return env
 
 
-def one_line_error(proc) -> str:
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return lines[0]
-
-
 def test_hosts_lists_every_hub_of_the_state(callysto, fleet):
     proc = callysto("ansible", "hosts", "--env", ENV)
     assert proc.returncode == 0, proc.stderr
@@ -122,21 +115,21 @@ def test_local_inventory_is_this_machine(envs_dir):
     assert host["hub_prefix"] == str((env.data_dir / "jupyterhub").resolve())
 
 
-def test_unknown_host_is_one_line(callysto, fleet):
+def test_unknown_host_is_one_line(callysto, fleet, one_line_error):
     proc = callysto("ansible", "get-ipv4", "--env", ENV, "hub-9.callysto.farm")
     assert proc.returncode == 2
     line = one_line_error(proc)
     assert "unknown host 'hub-9.callysto.farm'" in line and "hub-01.callysto.farm" in line
 
 
-def test_unknown_group_is_one_line(callysto, fleet):
+def test_unknown_group_is_one_line(callysto, fleet, one_line_error):
     for args in (("hosts", "--group", "prod"), ("ping", "--group", "prod")):
         proc = callysto("ansible", *args, "--env", ENV)
         assert proc.returncode == 2, proc.stderr
         assert "unknown group or host 'prod'" in one_line_error(proc)
 
 
-def test_unknown_playbook_is_one_line(callysto, fleet):
+def test_unknown_playbook_is_one_line(callysto, fleet, one_line_error):
     for args in (("playbook", "--check"), ("list-tasks",)):
         proc = callysto("ansible", *args, "--env", ENV, "nosuch")
         assert proc.returncode == 2
@@ -144,7 +137,7 @@ def test_unknown_playbook_is_one_line(callysto, fleet):
         assert "unknown playbook 'nosuch'" in line and "hub" in line
 
 
-def test_environment_without_state_says_to_apply_first(callysto, envs_dir):
+def test_environment_without_state_says_to_apply_first(callysto, envs_dir, one_line_error):
     environments.create("dev", "calm-heron")
     for args in (("hosts",), ("get-ipv4", "hub-01"), ("playbook", "--check", "hub")):
         proc = callysto("ansible", *args, "--env", "calm-heron")
@@ -158,7 +151,7 @@ def _closed_port() -> int:
         return sock.getsockname()[1]  # nothing listens once the socket is closed
 
 
-def test_unreachable_host_is_one_line(callysto, envs_dir):
+def test_unreachable_host_is_one_line(callysto, envs_dir, one_line_error):
     env = environments.create("dev", "dark-moth")
     write_state(
         env, [row("gone.callysto.farm", "127.0.0.1", env="dark-moth", ssh_port=_closed_port())]
@@ -191,7 +184,7 @@ def test_setup_needs_no_galaxy_when_nothing_is_pinned(callysto, envs_dir):
     assert "nothing to install" in proc.stdout
 
 
-def test_bad_extra_variable_is_refused_before_anything_runs(callysto, fleet):
+def test_bad_extra_variable_is_refused_before_anything_runs(callysto, fleet, one_line_error):
     proc = callysto("ansible", "playbook", "--env", ENV, "-e", "novalue", "hub")
     assert proc.returncode == 2
     assert "KEY=VALUE" in one_line_error(proc)

@@ -84,14 +84,6 @@ def sensitive(tree: dict) -> dict:
     return {k: v for k, v in tree.items() if not k.endswith("main.tf")}
 
 
-def one_line_error(result, code: int) -> str:
-    assert result.returncode == code, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
-
-
 def make_backup(callysto, dest: Path, *key_args: str) -> Path:
     dest.mkdir(exist_ok=True)
     result = callysto("backup", "--to", str(dest), *key_args)
@@ -167,25 +159,29 @@ def test_passphrase_and_destination_come_from_callysto_yaml(
     assert verified.stderr.startswith(f"verified {archive}: ")
 
 
-def test_verify_with_a_wrong_identity_fails_clearly(callysto, estate, keys, tmp_path):
+def test_verify_with_a_wrong_identity_fails_clearly(
+    callysto, estate, keys, tmp_path, one_line_error
+):
     archive = make_backup(callysto, tmp_path / "dest", "--recipients-file", str(keys["recipients"]))
     result = callysto("backup", "verify", str(archive), "--identity", str(keys["stranger"]))
-    line = one_line_error(result, 2)
+    line = one_line_error(result, code=2)
     assert "encrypted to other keys" in line and str(keys["stranger"]) in line
 
 
-def test_verify_with_a_wrong_passphrase_fails_clearly(callysto, estate, keys, tmp_path):
+def test_verify_with_a_wrong_passphrase_fails_clearly(
+    callysto, estate, keys, tmp_path, one_line_error
+):
     archive = make_backup(callysto, tmp_path / "dest", "--passphrase-file", str(keys["passphrase"]))
     wrong = callysto(
         "backup", "verify", str(archive), "--passphrase-file", str(keys["wrong_passphrase"])
     )
-    assert "wrong passphrase" in one_line_error(wrong, 2)
+    assert "wrong passphrase" in one_line_error(wrong, code=2)
     with_identity = callysto("backup", "verify", str(archive), "--identity", str(keys["identity"]))
-    assert "encrypted with a passphrase" in one_line_error(with_identity, 2)
+    assert "encrypted with a passphrase" in one_line_error(with_identity, code=2)
 
 
 @pytest.mark.parametrize("damage", ["flip-a-byte", "truncate"])
-def test_verify_detects_a_damaged_archive(callysto, estate, keys, tmp_path, damage):
+def test_verify_detects_a_damaged_archive(callysto, estate, keys, tmp_path, damage, one_line_error):
     archive = make_backup(callysto, tmp_path / "dest", "--recipients-file", str(keys["recipients"]))
     data = bytearray(archive.read_bytes())
     if damage == "flip-a-byte":
@@ -194,7 +190,7 @@ def test_verify_detects_a_damaged_archive(callysto, estate, keys, tmp_path, dama
         del data[len(data) - 40 :]
     archive.write_bytes(bytes(data))
     result = callysto("backup", "verify", str(archive), "--identity", str(keys["identity"]))
-    assert "is damaged" in one_line_error(result, 1)
+    assert "is damaged" in one_line_error(result, code=1)
     restored = tmp_path / "restored"
     result = callysto(
         "backup",
@@ -205,7 +201,7 @@ def test_verify_detects_a_damaged_archive(callysto, estate, keys, tmp_path, dama
         "--identity",
         str(keys["identity"]),
     )
-    one_line_error(result, 1)
+    one_line_error(result, code=1)
     assert not restored.exists()
 
 
@@ -234,32 +230,36 @@ def test_verify_catches_a_file_that_differs_from_its_manifest(estate, keys, tmp_
         backup.verify(archive, key)
 
 
-def test_backup_refuses_to_write_plain_text_without_a_key(callysto, estate, tmp_path):
+def test_backup_refuses_to_write_plain_text_without_a_key(
+    callysto, estate, tmp_path, one_line_error
+):
     dest = tmp_path / "dest"
     dest.mkdir()
     result = callysto("backup", "--to", str(dest))
-    assert "no encryption key configured" in one_line_error(result, 2)
+    assert "no encryption key configured" in one_line_error(result, code=2)
     assert list(dest.iterdir()) == []
 
 
-def test_backup_to_a_missing_destination_says_so(callysto, estate, keys, tmp_path):
+def test_backup_to_a_missing_destination_says_so(callysto, estate, keys, tmp_path, one_line_error):
     missing = tmp_path / "nowhere"
     result = callysto("backup", "--to", str(missing), "--recipients-file", str(keys["recipients"]))
-    assert "does not exist" in one_line_error(result, 2)
+    assert "does not exist" in one_line_error(result, code=2)
     assert not missing.exists()
     assert snapshot_tree(estate)  # the originals are untouched
 
 
-def test_backup_to_a_read_only_destination_says_so(callysto, estate, keys, zfs_pool):
+def test_backup_to_a_read_only_destination_says_so(
+    callysto, estate, keys, zfs_pool, one_line_error
+):
     """A read-only file system refuses even root, so this holds for any user."""
     subprocess.run(["zfs", "set", "readonly=on", f"{zfs_pool.name}/home"], check=True)
     dest = zfs_pool.mountpoint / "home"
     result = callysto("backup", "--to", str(dest), "--recipients-file", str(keys["recipients"]))
-    assert "is not writable" in one_line_error(result, 2)
+    assert "is not writable" in one_line_error(result, code=2)
     assert list(dest.iterdir()) == []
 
 
-def test_restore_never_overwrites_without_force(callysto, estate, keys, tmp_path):
+def test_restore_never_overwrites_without_force(callysto, estate, keys, tmp_path, one_line_error):
     archive = make_backup(callysto, tmp_path / "dest", "--recipients-file", str(keys["recipients"]))
     env_yaml = estate / "local" / "env.yaml"
     original = env_yaml.read_bytes()
@@ -267,7 +267,7 @@ def test_restore_never_overwrites_without_force(callysto, estate, keys, tmp_path
     restore = ["backup", "restore", str(archive), "--to", str(tmp_path)]
     restore += ["--identity", str(keys["identity"])]
     result = callysto(*restore)
-    assert "use --force" in one_line_error(result, 2)
+    assert "use --force" in one_line_error(result, code=2)
     assert env_yaml.read_text() == "# edited since the backup\n"
 
     result = callysto(*restore, "--force")
@@ -292,20 +292,22 @@ def test_retention_keeps_the_newest_archives(callysto, estate, keys, tmp_path):
     ]
 
 
-def test_callysto_yaml_refuses_a_secret_key(callysto, estate, project_config):
+def test_callysto_yaml_refuses_a_secret_key(callysto, estate, project_config, one_line_error):
     identity = x25519.Identity.generate()
     project_config.write_text(f"backup:\n  recipients: ['{identity}']\n")
     result = callysto("backup", "list")
-    line = one_line_error(result, 2)
+    line = one_line_error(result, code=2)
     assert "SECRET key" in line and str(identity) not in line
 
 
-def test_passphrase_file_readable_by_others_is_refused(callysto, estate, keys, tmp_path):
+def test_passphrase_file_readable_by_others_is_refused(
+    callysto, estate, keys, tmp_path, one_line_error
+):
     keys["passphrase"].chmod(0o644)
     dest = tmp_path / "dest"
     dest.mkdir()
     result = callysto("backup", "--to", str(dest), "--passphrase-file", str(keys["passphrase"]))
-    assert "chmod 600" in one_line_error(result, 2)
+    assert "chmod 600" in one_line_error(result, code=2)
     assert list(dest.iterdir()) == []
 
 

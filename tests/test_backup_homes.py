@@ -81,13 +81,6 @@ def hub(envs_dir, zfs_pool):
     destroy_soon(zfs_pool)  # before the zfs_pool fixture's single attempt
 
 
-def one_line_error(result, code: int) -> str:
-    assert result.returncode == code, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
-
-
 def run_backup(callysto, *args: str) -> str:
     result = callysto("backup", "homes", "--env", "local", *args)
     assert result.returncode == 0, result.stderr
@@ -208,7 +201,9 @@ def test_retention_prunes_old_snapshots_and_status_shows_newest_and_oldest(cally
     assert f"newest {taken[2]}, oldest {taken[1]}" in text.stdout
 
 
-def test_restoring_a_snapshot_the_backup_does_not_hold_changes_nothing(callysto, hub, tmp_path):
+def test_restoring_a_snapshot_the_backup_does_not_hold_changes_nothing(
+    callysto, hub, tmp_path, one_line_error
+):
     folder = tmp_path / "streams"
     snap = run_backup(callysto, "--to", str(folder))
     before = names("all", hub["pool"].name), sorted((folder / "localhost").iterdir())
@@ -224,7 +219,7 @@ def test_restoring_a_snapshot_the_backup_does_not_hold_changes_nothing(callysto,
         "callysto-20200101T000000Z",
         ALICE,
     )
-    line = one_line_error(result, 2)
+    line = one_line_error(result, code=2)
     assert "callysto-20200101T000000Z is not in the backup" in line and snap in line
     assert (names("all", hub["pool"].name), sorted((folder / "localhost").iterdir())) == before
 
@@ -240,19 +235,19 @@ def test_restoring_a_snapshot_the_backup_does_not_hold_changes_nothing(callysto,
         "yesterday",
         ALICE,
     )
-    assert "invalid snapshot name" in one_line_error(bad, 2)
+    assert "invalid snapshot name" in one_line_error(bad, code=2)
 
 
-def test_a_failed_send_leaves_the_hub_as_it_was(callysto, hub):
+def test_a_failed_send_leaves_the_hub_as_it_was(callysto, hub, one_line_error):
     before = names("all", hub["pool"].name)
     result = callysto("backup", "homes", "--env", "local", "--to-dataset", "cynosuchpool/homes")
-    one_line_error(result, 1)
+    one_line_error(result, code=1)
     assert names("all", hub["pool"].name) == before
 
 
-def test_homes_backup_without_a_destination_says_how_to_set_one(callysto, hub):
+def test_homes_backup_without_a_destination_says_how_to_set_one(callysto, hub, one_line_error):
     result = callysto("backup", "homes", "--env", "local")
-    assert "homes_backup.directory" in one_line_error(result, 2)
+    assert "homes_backup.directory" in one_line_error(result, code=2)
     assert our_snapshots(hub["dataset"]) == []
 
 
@@ -282,7 +277,7 @@ def test_stream_folder_prunes_whole_chains_and_keeps_the_newest_restorable(hub, 
     assert dest.snapshots(local) == taken[2:]
 
 
-def test_homes_restore_refuses_a_user_that_is_not_a_hash(callysto, hub, tmp_path):
+def test_homes_restore_refuses_a_user_that_is_not_a_hash(callysto, hub, tmp_path, one_line_error):
     result = callysto(
         "backup",
         "homes",
@@ -295,7 +290,7 @@ def test_homes_restore_refuses_a_user_that_is_not_a_hash(callysto, hub, tmp_path
         "callysto-20200101T000000Z",
         "x;reboot",
     )
-    assert "invalid user hash" in one_line_error(result, 2)
+    assert "invalid user hash" in one_line_error(result, code=2)
 
 
 def test_restore_of_a_whole_snapshot_leaves_it_mounted_for_the_operator(callysto, hub, tmp_path):
@@ -332,7 +327,7 @@ def test_a_deleted_home_is_recreated_with_the_environments_quota(callysto, hub, 
     assert int(refquota) == 1 << 30  # env.yaml's hub.refquota: 1G
 
 
-def test_status_names_a_hub_that_cannot_be_reached(callysto, envs_dir):
+def test_status_names_a_hub_that_cannot_be_reached(callysto, envs_dir, one_line_error):
     env = environments.create("dev", "brave-otter")
     row = {"name": "hub-01", "address": "127.0.0.1", "ssh_user": "root", "groups": ["hub"]}
     row["ssh_port"] = 18549  # nothing listens there
@@ -342,14 +337,14 @@ def test_status_names_a_hub_that_cannot_be_reached(callysto, envs_dir):
     result = callysto("backup", "homes", "status", "--env", "brave-otter")
     assert result.returncode == 1
     assert "hub-01: hub 'hub-01' (127.0.0.1) is unreachable" in result.stdout
-    assert "could not be asked" in one_line_error(result, 1)
+    assert "could not be asked" in one_line_error(result, code=1)
 
 
-def test_options_given_to_homes_count_for_its_subcommands(callysto, envs_dir):
+def test_options_given_to_homes_count_for_its_subcommands(callysto, envs_dir, one_line_error):
     environments.create("dev", "brave-otter")
     status = callysto("backup", "homes", "--env", "brave-otter", "status")
-    assert "has no Terraform state yet" in one_line_error(status, 2)  # the env was found
+    assert "has no Terraform state yet" in one_line_error(status, code=2)  # the env was found
     restore = callysto(
         "backup", "homes", "--env", "nope", "restore", "--from", "callysto-20200101T000000Z"
     )
-    assert "unknown environment 'nope'" in one_line_error(restore, 2)
+    assert "unknown environment 'nope'" in one_line_error(restore, code=2)

@@ -11,7 +11,7 @@ import pytest
 
 from callysto_infra import environments, userhash
 from tests.conftest import destroy_pool, make_pool
-from tests.homes import A, B, C, exists, local_env_on, make_home, one_line, write_bytes, zfs_value
+from tests.homes import A, B, C, exists, local_env_on, make_home, write_bytes, zfs_value
 
 
 @pytest.fixture
@@ -77,13 +77,13 @@ def test_a_write_beyond_the_quota_fails(callysto, env, zfs_pool):
     assert not write_bytes(path / "big", 3 * 1024 * 1024)
 
 
-def test_quota_below_use_is_refused_unless_forced(callysto, env, zfs_pool):
+def test_quota_below_use_is_refused_unless_forced(callysto, env, zfs_pool, one_line_error):
     path = make_home(zfs_pool, A)
     dataset = f"{zfs_pool.name}/home/{A}"
     assert write_bytes(path / "work.ipynb", 2 * 1024 * 1024)
     wait_used(dataset, 2 * 1024 * 1024)
     refused = callysto("quota", "set", "--env", "local", A, "1M")
-    assert refused.returncode == 2 and one_line(refused)
+    assert refused.returncode == 2 and one_line_error(refused)
     assert "already uses" in refused.stderr and "--force" in refused.stderr
     assert zfs_value(dataset, "refquota") == "0"
     forced = callysto("quota", "set", "--env", "local", "--force", A, "1M")
@@ -136,9 +136,11 @@ def test_quota_list_shows_every_home_largest_first(callysto, env, zfs_pool):
     assert [line.split()[0] for line in table.stdout.splitlines()] == ["USER", B, C, A]
 
 
-def test_quota_get_of_a_user_without_a_home_fails_naming_the_dataset(callysto, env, zfs_pool):
+def test_quota_get_of_a_user_without_a_home_fails_naming_the_dataset(
+    callysto, env, zfs_pool, one_line_error
+):
     done = callysto("quota", "get", "--env", "local", A)
-    assert done.returncode == 1 and one_line(done)
+    assert done.returncode == 1 and one_line_error(done)
     assert f"{zfs_pool.name}/home/{A}" in done.stderr
 
 
@@ -166,20 +168,24 @@ BAD_SIZES = ["-1G", "10 G", "1e9", "$(reboot)", "1.5G", "G", "10GB", "", "1G;reb
 
 @pytest.mark.parametrize("user", BAD_USERS)
 @pytest.mark.parametrize("command", ["get", "set"])
-def test_a_bad_user_is_refused_before_zfs(callysto, refusing_env, shared_pool, user, command):
+def test_a_bad_user_is_refused_before_zfs(
+    callysto, refusing_env, shared_pool, user, command, one_line_error
+):
     before = pool_state(shared_pool)
     args = ["quota", command, "--env", "local", "--", user] + (["2G"] if command == "set" else [])
     done = callysto(*args)
-    assert done.returncode == 2 and one_line(done) and done.stdout == ""
+    assert done.returncode == 2 and one_line_error(done) and done.stdout == ""
     assert "invalid user" in done.stderr
     assert pool_state(shared_pool) == before
 
 
 @pytest.mark.parametrize("size", BAD_SIZES)
-def test_a_bad_size_is_refused_before_zfs(callysto, refusing_env, shared_pool, size):
+def test_a_bad_size_is_refused_before_zfs(
+    callysto, refusing_env, shared_pool, size, one_line_error
+):
     before = pool_state(shared_pool)
     done = callysto("quota", "set", "--env", "local", "--", A, size)
-    assert done.returncode == 2 and one_line(done) and done.stdout == ""
+    assert done.returncode == 2 and one_line_error(done) and done.stdout == ""
     assert "invalid size" in done.stderr
     assert pool_state(shared_pool) == before
 
@@ -187,12 +193,12 @@ def test_a_bad_size_is_refused_before_zfs(callysto, refusing_env, shared_pool, s
 @pytest.mark.parametrize("host", ["elsewhere.callysto.ca", "bad host!", "$(reboot)"])
 @pytest.mark.parametrize("command", ["get", "set", "list"])
 def test_a_host_not_in_the_environment_is_refused(
-    callysto, refusing_env, shared_pool, host, command
+    callysto, refusing_env, shared_pool, host, command, one_line_error
 ):
     before = pool_state(shared_pool)
     tail = {"get": [A], "set": [A, "2G"], "list": []}[command]
     done = callysto("quota", command, "--env", "local", "--host", host, *tail)
-    assert done.returncode == 2 and one_line(done) and done.stdout == ""
+    assert done.returncode == 2 and one_line_error(done) and done.stdout == ""
     assert "host" in done.stderr
     assert pool_state(shared_pool) == before
     assert exists(f"{shared_pool.name}/home/{A}")

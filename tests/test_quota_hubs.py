@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from callysto_infra import environments, homes, hubs, runner
-from tests.homes import A, make_home, one_line, set_pool, zfs_value
+from tests.homes import A, make_home, set_pool, zfs_value
 
 SSHD_PORT = 18401
 DEAD_PORT = 18402  # nothing listens here
@@ -115,14 +115,14 @@ def test_the_hub_holding_the_home_is_found_when_another_is_down(callysto, envs_d
     assert found.returncode == 0 and HUB1 in json.loads(found.stdout)["unreachable"]
 
 
-def test_an_unreachable_hub_fails_with_its_name(callysto, envs_dir, zfs_pool):
+def test_an_unreachable_hub_fails_with_its_name(callysto, envs_dir, zfs_pool, one_line_error):
     cloud_env(zfs_pool, None, {HUB1: DEAD_PORT})
     make_home(zfs_pool, A, "1M")
     for args in (["quota", "get", A], ["quota", "set", A, "2M"], ["quota", "list"],
                  ["user", "ban", A]):  # fmt: skip
         done = callysto(*args, "--env", "brave-otter")
         assert done.returncode == 1, (args, done.stderr)
-        assert one_line(done) and HUB1 in done.stderr and "unreachable" in done.stderr
+        assert one_line_error(done) and HUB1 in done.stderr and "unreachable" in done.stderr
     assert zfs_value(f"{zfs_pool.name}/home/{A}", "refquota") == str(1024 * 1024)
 
 

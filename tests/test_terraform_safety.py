@@ -19,15 +19,6 @@ from tests.tfcloud import cloud, provider_cli_config, terraform_bin  # noqa: F40
 from tests.tfprovider import cloud as cloudfile
 
 
-def one_line_error(result, *fragments: str, code: int) -> None:
-    assert result.returncode == code, (result.stdout, result.stderr)
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-
-
 def ok(result):
     assert result.returncode == 0, (result.stdout, result.stderr)
     return result
@@ -54,7 +45,7 @@ def test_list_targets_agrees_with_terraform(applied, terraform_bin, callysto):  
     assert 'module.hub.openstack_networking_secgroup_rule_v2.ingress["ipv4-tcp-22"]' in ours
 
 
-def test_taint_checks_the_target_exists_first(applied, callysto, cloud):  # noqa: F811
+def test_taint_checks_the_target_exists_first(applied, callysto, cloud, one_line_error):  # noqa: F811
     state = (applied / "terraform.tfstate").read_bytes()
     backups = locking.backups(applied / "terraform.tfstate")
     result = callysto(
@@ -64,7 +55,13 @@ def test_taint_checks_the_target_exists_first(applied, callysto, cloud):  # noqa
         "brave-otter",
         "module.hub.openstack_compute_instance_v2.hubb",
     )
-    one_line_error(result, "is not a resource of environment 'brave-otter'", "list-targets", code=2)
+    one_line_error(
+        result,
+        "is not a resource of environment 'brave-otter'",
+        "list-targets",
+        code=2,
+        alone=False,
+    )
     assert (applied / "terraform.tfstate").read_bytes() == state
     assert locking.backups(applied / "terraform.tfstate") == backups
 
@@ -72,6 +69,7 @@ def test_taint_checks_the_target_exists_first(applied, callysto, cloud):  # noqa
         callysto("terraform", "taint", "--env", "brave-otter", "$(reboot)"),
         "invalid Terraform address",
         code=2,
+        alone=False,
     )
 
     target = "module.hub.openstack_compute_instance_v2.hub"
@@ -85,7 +83,12 @@ def test_taint_checks_the_target_exists_first(applied, callysto, cloud):  # noqa
     assert taints == ["tainted"]
 
 
-def test_a_second_command_on_a_locked_environment_fails_at_once(applied, callysto, cloud):  # noqa: F811
+def test_a_second_command_on_a_locked_environment_fails_at_once(
+    applied,
+    callysto,
+    cloud,  # noqa: F811
+    one_line_error,
+):
     holder = subprocess.Popen(
         [
             sys.executable, "-c",
@@ -117,6 +120,7 @@ def test_a_second_command_on_a_locked_environment_fails_at_once(applied, callyst
                 f"user {getpass.getuser()}",
                 "running 'callysto terraform apply' since",
                 code=1,
+                alone=False,
             )
         assert (applied / "terraform.tfstate").read_bytes() == state
         assert cloud.counts()["instances"] == 1
@@ -127,7 +131,12 @@ def test_a_second_command_on_a_locked_environment_fails_at_once(applied, callyst
     ok(callysto("terraform", "plan", "--env", "brave-otter"))
 
 
-def test_a_corrupt_state_stops_every_command_and_stays_as_it_is(applied, callysto, cloud):  # noqa: F811
+def test_a_corrupt_state_stops_every_command_and_stays_as_it_is(
+    applied,
+    callysto,
+    cloud,  # noqa: F811
+    one_line_error,
+):
     state_file = applied / "terraform.tfstate"
     corrupt = state_file.read_bytes()[:200]  # a state cut short, as by a full disk
     state_file.write_bytes(corrupt)
@@ -142,13 +151,13 @@ def test_a_corrupt_state_stops_every_command_and_stays_as_it_is(applied, callyst
         ["hub", "rebuild", "--auto-approve"],
     ):
         result = callysto("terraform", *args, "--env", "brave-otter")
-        one_line_error(result, "terraform.tfstate is corrupt", "state-backups", code=1)
+        one_line_error(result, "terraform.tfstate is corrupt", "state-backups", code=1, alone=False)
         assert state_file.read_bytes() == corrupt
     assert locking.backups(state_file) == backups
     assert cloud.counts()["instances"] == 1 and cloud.counts()["volumes"] == 2
 
 
-def test_a_plan_made_for_another_environment_is_refused(callysto, envs_dir, cloud):  # noqa: F811
+def test_a_plan_made_for_another_environment_is_refused(callysto, envs_dir, cloud, one_line_error):  # noqa: F811
     ok(callysto("env", "new", "dev", "first"))
     ok(callysto("env", "new", "dev", "second"))
     ok(callysto("terraform", "plan", "--env", "first"))
@@ -156,7 +165,7 @@ def test_a_plan_made_for_another_environment_is_refused(callysto, envs_dir, clou
     result = callysto(
         "terraform", "apply", "--env", "second", "--auto-approve", "--plan", str(foreign)
     )
-    one_line_error(result, "was made for environment 'first', not 'second'", code=2)
+    one_line_error(result, "was made for environment 'first', not 'second'", code=2, alone=False)
     assert not (envs_dir / "second" / "terraform.tfstate").exists()
     assert not any(cloud.counts().values())
     # Moved into the other environment's place, it is still not taken as that one's plan.
@@ -169,18 +178,20 @@ def test_a_plan_made_for_another_environment_is_refused(callysto, envs_dir, clou
     assert not any(cloud.counts().values())
 
 
-def test_a_missing_binary_says_how_to_install_one(callysto, envs_dir, tmp_path):
+def test_a_missing_binary_says_how_to_install_one(callysto, envs_dir, tmp_path, one_line_error):
     ok(callysto("env", "new", "dev", "brave-otter"))
     configured = callysto(
         "terraform", "plan", "--env", "brave-otter",
         env={"CALLYSTO_TERRAFORM": str(tmp_path / "no-such-terraform")},
     )  # fmt: skip
-    one_line_error(configured, "CALLYSTO_TERRAFORM=", "install Terraform", code=1)
+    one_line_error(configured, "CALLYSTO_TERRAFORM=", "install Terraform", code=1, alone=False)
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     for args in (["setup"], ["plan", "--env", "brave-otter"]):
         result = callysto("terraform", *args, env={"PATH": str(empty), "CALLYSTO_TERRAFORM": ""})
-        one_line_error(result, "neither 'terraform' nor 'tofu' was found", "OpenTofu", code=1)
+        one_line_error(
+            result, "neither 'terraform' nor 'tofu' was found", "OpenTofu", code=1, alone=False
+        )
     assert not (envs_dir / "brave-otter" / "terraform.tfstate").exists()
 
 
@@ -200,15 +211,20 @@ def test_setup_reports_the_binary_and_its_version(callysto, terraform_bin):  # n
     assert human.stdout.startswith(f"terraform {expected} ")
 
 
-def test_a_local_environment_has_nothing_for_terraform(callysto):
+def test_a_local_environment_has_nothing_for_terraform(callysto, one_line_error):
     ok(callysto("env", "new", "local"))
-    one_line_error(callysto("terraform", "plan", "--env", "local"), "is local", code=2)
+    one_line_error(callysto("terraform", "plan", "--env", "local"), "is local", code=2, alone=False)
 
 
-def test_prod_must_name_the_volumes_and_address_it_adopts(callysto, envs_dir, cloud):  # noqa: F811
+def test_prod_must_name_the_volumes_and_address_it_adopts(
+    callysto,
+    envs_dir,
+    cloud,  # noqa: F811
+    one_line_error,
+):
     ok(callysto("terraform", "hub", "new", "prod", "prod"))
     result = callysto("terraform", "plan", "--env", "prod")
-    one_line_error(result, "hub.existing_volumes", "adopts its two existing", code=2)
+    one_line_error(result, "hub.existing_volumes", "adopts its two existing", code=2, alone=False)
     assert not (envs_dir / "prod" / "terraform.tfplan").exists()
 
 
@@ -330,13 +346,22 @@ def _declared_variables() -> set[str]:
     return set(re.findall(r'^variable "([a-z0-9_]+)"', text, flags=re.M))
 
 
-def test_a_failing_plan_is_one_line_with_terraforms_reason(callysto, envs_dir, cloud):  # noqa: F811
+def test_a_failing_plan_is_one_line_with_terraforms_reason(
+    callysto,
+    envs_dir,
+    cloud,  # noqa: F811
+    one_line_error,
+):
     ok(callysto("env", "new", "dev", "brave-otter"))
     (envs_dir / "brave-otter" / "env.yaml").write_text(
         (envs_dir / "brave-otter" / "env.yaml").read_text().replace("callysto-hub", "no-such-image")
     )
     result = callysto("terraform", "apply", "--env", "brave-otter", "--auto-approve")
     one_line_error(
-        result, "terraform plan failed for environment 'brave-otter'", "no-such-image", code=1
+        result,
+        "terraform plan failed for environment 'brave-otter'",
+        "no-such-image",
+        code=1,
+        alone=False,
     )
     assert not any(cloud.counts().values())

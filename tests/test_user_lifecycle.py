@@ -19,7 +19,6 @@ from tests.homes import (
     home_dir,
     local_env_on,
     make_home,
-    one_line,
     snapshots,
     write_bytes,
     zfs_value,
@@ -117,13 +116,15 @@ def test_ban_stops_the_running_server_through_the_hub_api(callysto, env, zfs_poo
 # --- delete-home and restore-home --------------------------------------------------------------
 
 
-def test_delete_home_refuses_a_wrong_confirmation_and_changes_nothing(callysto, env, zfs_pool):
+def test_delete_home_refuses_a_wrong_confirmation_and_changes_nothing(
+    callysto, env, zfs_pool, one_line_error
+):
     make_home(zfs_pool, A)
     before = snapshots(zfs_pool)
     typed = callysto("user", "delete-home", "--env", "local", A, input=B + "\n")
-    assert typed.returncode == 2 and one_line(typed) and "nothing was changed" in typed.stderr
+    assert typed.returncode == 2 and one_line_error(typed) and "nothing was changed" in typed.stderr
     given = callysto("user", "delete-home", "--env", "local", "--yes", B, A)
-    assert given.returncode == 2 and one_line(given)
+    assert given.returncode == 2 and one_line_error(given)
     assert exists(f"{zfs_pool.name}/home/{A}") and snapshots(zfs_pool) == before
 
 
@@ -182,24 +183,26 @@ def test_restore_from_a_backup_snapshot_touches_only_that_user(callysto, env, zf
     assert len(prerestore) == 1 and prerestore[0] in done.stdout
 
 
-def test_restore_refuses_another_users_snapshot(callysto, env, zfs_pool):
+def test_restore_refuses_another_users_snapshot(callysto, env, zfs_pool, one_line_error):
     make_home(zfs_pool, A)
     make_home(zfs_pool, B)
     subprocess.run(["zfs", "snapshot", f"{zfs_pool.name}/home/{B}@callysto-1"], check=True)
     before = snapshots(zfs_pool)
     done = callysto("user", "restore-home", "--env", "local", "--from",
                     f"{zfs_pool.name}/home/{B}@callysto-1", A)  # fmt: skip
-    assert done.returncode == 2 and one_line(done) and "not of" in done.stderr
+    assert done.returncode == 2 and one_line_error(done) and "not of" in done.stderr
     assert snapshots(zfs_pool) == before
 
 
 @pytest.mark.parametrize("spec", ["callysto-404", "$(reboot)", "a@b@c", "-rf"])
-def test_restore_refuses_an_unknown_or_malformed_snapshot(callysto, env, zfs_pool, spec):
+def test_restore_refuses_an_unknown_or_malformed_snapshot(
+    callysto, env, zfs_pool, spec, one_line_error
+):
     make_home(zfs_pool, A)
     subprocess.run(["zfs", "snapshot", f"{zfs_pool.name}/home/{A}@callysto-1"], check=True)
     before = snapshots(zfs_pool)
     done = callysto("user", "restore-home", "--env", "local", f"--from={spec}", A)
-    assert done.returncode == 2 and one_line(done)
+    assert done.returncode == 2 and one_line_error(done)
     assert snapshots(zfs_pool) == before
 
 
