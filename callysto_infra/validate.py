@@ -18,19 +18,27 @@ TF_ADDRESS_RE = re.compile(r"^[A-Za-z0-9_.\-\[\]\"]+$")
 _SIZE_FACTORS = {None: 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 
 
-def env_name(value: str) -> str:
-    if not ENV_NAME_RE.fullmatch(value):
-        raise UsageError(
-            f"invalid environment name '{value}': use lower-case letters, digits and '-', "
-            "starting with a letter (it becomes a host name)"
-        )
+def _whole(pattern: re.Pattern[str], value: str, message: str) -> str:
+    """VALUE when PATTERN matches all of it (a trailing newline included), else UsageError.
+    Messages show a value with repr(), so a control character in it cannot break the line."""
+    if not pattern.fullmatch(value):
+        raise UsageError(message)
     return value
+
+
+def env_name(value: str) -> str:
+    return _whole(
+        ENV_NAME_RE,
+        value,
+        f"invalid environment name {value!r}: use lower-case letters, digits and '-', "
+        "starting with a letter (it becomes a host name)",
+    )
 
 
 def user_hash(value: str) -> str:
-    if not USER_HASH_RE.fullmatch(value):
-        raise UsageError(f"invalid user hash '{value}': expected 40 lower-case hex characters")
-    return value
+    return _whole(
+        USER_HASH_RE, value, f"invalid user hash {value!r}: expected 40 lower-case hex characters"
+    )
 
 
 def is_user_hash(value: str) -> bool:
@@ -64,7 +72,7 @@ def zfs_size(value: str) -> str:
     normalized = value.upper() if value[-1:].isalpha() else value
     if not ZFS_SIZE_RE.fullmatch(normalized):
         raise UsageError(
-            f"invalid size '{value}': use a whole number with an optional K, M, G, T or P suffix "
+            f"invalid size {value!r}: use a whole number with an optional K, M, G, T or P suffix "
             "(e.g. 2G), or 'none'"
         )
     return normalized
@@ -81,22 +89,20 @@ def zfs_size_bytes(value: str) -> int | None:
 
 
 def host(value: str) -> str:
-    if not HOST_RE.fullmatch(value):
-        raise UsageError(f"invalid host name '{value}': use letters, digits, '.' and '-'")
-    return value
+    return _whole(HOST_RE, value, f"invalid host name {value!r}: use letters, digits, '.' and '-'")
 
 
 def name(value: str, what: str) -> str:
     """A playbook, group, module or similar plain name."""
-    if not NAME_RE.fullmatch(value):
-        raise UsageError(f"invalid {what} '{value}': use letters, digits, '_', '.' and '-'")
-    return value
+    return _whole(
+        NAME_RE, value, f"invalid {what} {value!r}: use letters, digits, '_', '.' and '-'"
+    )
 
 
 def terraform_address(value: str) -> str:
-    if not TF_ADDRESS_RE.fullmatch(value):
-        raise UsageError(
-            f"invalid Terraform address '{value}': expected something like "
-            "module.hub.openstack_compute_instance_v2.hub (see 'callysto terraform list-targets')"
-        )
-    return value
+    return _whole(
+        TF_ADDRESS_RE,
+        value,
+        f"invalid Terraform address {value!r}: expected something like "
+        "module.hub.openstack_compute_instance_v2.hub (see 'callysto terraform list-targets')",
+    )

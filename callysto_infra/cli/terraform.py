@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -43,6 +43,13 @@ def _operator() -> Operator:
     from callysto_infra import terraform
 
     return terraform.Operator(say=to_stderr, show_plan=_show_plan, confirm=_confirm)
+
+
+def _change(action: str, env_name: str | None, **options: Any) -> None:
+    """terraform.ACTION (apply, destroy, rebuild) on the environment, asking at this terminal."""
+    from callysto_infra import terraform
+
+    getattr(terraform, action)(load_env(env_name), operator=_operator(), **options)
 
 
 def _confirm_volumes(env_name: str) -> bool:
@@ -97,14 +104,7 @@ def plan(env_name: str | None) -> None:
 )
 def apply(env_name: str | None, auto_approve: bool, plan_file: Path | None) -> None:
     """Apply the saved plan if it is still current; otherwise plan, show the summary and ask."""
-    from callysto_infra import terraform
-
-    terraform.apply(
-        load_env(env_name),
-        auto_approve=auto_approve,
-        plan_file=plan_file,
-        operator=_operator(),
-    )
+    _change("apply", env_name, auto_approve=auto_approve, plan_file=plan_file)
 
 
 @group.command("destroy")
@@ -115,14 +115,7 @@ def apply(env_name: str | None, auto_approve: bool, plan_file: Path | None) -> N
 )
 def destroy(env_name: str | None, auto_approve: bool, confirm_prod: str | None) -> None:
     """Destroy the environment's resources (prod needs --confirm-prod ENVNAME)."""
-    from callysto_infra import terraform
-
-    terraform.destroy(
-        load_env(env_name),
-        auto_approve=auto_approve,
-        confirm_prod=confirm_prod,
-        operator=_operator(),
-    )
+    _change("destroy", env_name, auto_approve=auto_approve, confirm_prod=confirm_prod)
 
 
 @group.command("show")
@@ -197,12 +190,10 @@ def hub_new_prod(name: str) -> None:
 @flag("--auto-approve", help="Rebuild without asking (not the volumes' question).")
 def hub_rebuild(env_name: str | None, with_volumes: bool, auto_approve: bool) -> None:
     """Replace the hub's instance; its two ZFS volumes and their data stay."""
-    from callysto_infra import terraform
-
-    terraform.rebuild(
-        load_env(env_name),
+    _change(
+        "rebuild",
+        env_name,
         with_volumes=with_volumes,
         auto_approve=auto_approve,
-        operator=_operator(),
         confirm_volumes=_confirm_volumes,
     )
