@@ -27,6 +27,12 @@ def local_env(envs_dir, zfs_daemon, tmp_path):
     env.path.joinpath("env.yaml").write_text(yaml.safe_dump(config))
     yield pool, data
     destroy_pool(pool)
+    # The role starts zfs-fuse itself when no daemon answers (another test run's stopped): stop
+    # the one it started for this environment, by its pid file.
+    pidfile = data / "zfs-fuse.pid"
+    if pidfile.exists():
+        stop = ["start-stop-daemon", "--stop", "--oknodo", "--pidfile", str(pidfile)]
+        subprocess.run([*stop, "--retry", "TERM/30"], check=True, capture_output=True)
 
 
 def zfs_only(callysto, *extra):
