@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-# Identity providers hand over whatever their users registered (o'brien+math@..., "jo smith"@...,
+# Identity providers hand over whatever their users registered (d'arcy+art@..., "jo smith"@...,
 # élève@école.ca), and an address never reaches a shell, so everything the grammar allows is
 # accepted: a dot-atom or a quoted string before the @, a dot-atom or a [domain literal] after
 # it (RFC 5322 section 3.4.1). A domain has at least two labels: no provider hands over an address

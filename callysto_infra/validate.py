@@ -50,7 +50,7 @@ def email(value: str) -> str:
     if not addresses.is_email(value):
         raise UsageError(
             "invalid e-mail address: expected local-part@domain as RFC 5322 spells it "
-            "(e.g. o'brien+math@school.ca), at most 254 bytes"
+            "(e.g. d'arcy+art@school.ca), at most 254 bytes"
         )
     return value
 
