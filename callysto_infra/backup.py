@@ -327,7 +327,7 @@ def archives(destination: Path) -> list[Path]:
     """The archives in DESTINATION, oldest first (the name carries the time)."""
     if not destination.is_dir():
         raise UsageError(f"backup destination {destination} does not exist or is not a folder")
-    return sorted(p for p in destination.iterdir() if ARCHIVE_RE.match(p.name) and p.is_file())
+    return sorted(p for p in destination.iterdir() if ARCHIVE_RE.fullmatch(p.name) and p.is_file())
 
 
 def prune(destination: Path, keep: int) -> list[Path]:
@@ -500,7 +500,7 @@ def describe(destination: Path) -> list[dict]:
     """One row per archive, newest first, for `backup list`."""
     rows = []
     for path in reversed(archives(destination)):
-        stamp = ARCHIVE_RE.match(path.name).group(1)  # type: ignore[union-attr]
+        stamp = ARCHIVE_RE.fullmatch(path.name).group(1)  # type: ignore[union-attr]
         created = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=dt.UTC)
         rows.append(
             {
