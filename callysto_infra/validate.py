@@ -106,3 +106,18 @@ def terraform_address(value: str) -> str:
         f"invalid Terraform address {value!r}: expected something like "
         "module.hub.openstack_compute_instance_v2.hub (see 'callysto terraform list-targets')",
     )
+
+
+DURATION_RE = re.compile(r"^(0|[1-9][0-9]{0,8})([smhd])?$")
+_DURATION_FACTORS = {None: 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(value: str) -> int:
+    """Seconds of a duration: a whole number with an optional s, m, h or d suffix (90s, 30m, 2h)."""
+    match = DURATION_RE.fullmatch(value)
+    if match is None:
+        raise UsageError(
+            f"invalid duration {value!r}: use a whole number with an optional s, m, h or d "
+            "suffix (e.g. 30m, 2h)"
+        )
+    return int(match.group(1)) * _DURATION_FACTORS[match.group(2)]
