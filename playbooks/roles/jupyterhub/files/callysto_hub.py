@@ -140,7 +140,7 @@ class ZfsHomeSpawner(DockerSpawner):
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "read_only": True,
-            "tmpfs": {"/tmp": "rw,nosuid,nodev,size=256m,mode=1777"},
+            "tmpfs": {"/tmp": "rw,nosuid,nodev,size=256m,mode=1777"},  # noqa: S108
             "init": True,
         }
         return await super().start()
