@@ -10,6 +10,8 @@ from callysto_infra.cli import (
     backup,
     env,
     health,
+    hub,
+    image,
     local,
     packer,
     quota,
@@ -31,5 +33,18 @@ def main() -> None:
     """
 
 
-for _module in (env, terraform, ansible, quota, user, backup, packer, ssh, health, local):
+for _module in (
+    env,
+    terraform,
+    ansible,
+    quota,
+    user,
+    backup,
+    packer,
+    ssh,
+    health,
+    local,
+    hub,
+    image,
+):
     main.add_command(_module.group)

@@ -16,7 +16,7 @@ import subprocess
 from dockerspawner import DockerSpawner
 from jupyterhub.utils import random_port
 from tornado import web
-from traitlets import Dict, Integer, Unicode
+from traitlets import Dict, Integer, Unicode, default
 
 USER_HASH = re.compile(r"^[0-9a-f]{40}$")
 
@@ -64,6 +64,15 @@ class ZfsHomeSpawner(DockerSpawner):
         help="memory (bytes), cpu, processes for every server, and 'groups': {name: the same "
         "keys} for members of the hub's groups, who get the largest of their groups' values.",
     )
+
+    @default("network_name")
+    def _host_network(self) -> str:
+        return "host"
+
+    @default("use_internal_ip")
+    def _no_port_bindings(self) -> bool:
+        # On the host's network there is nothing to publish: the server's port is the host's.
+        return True
 
     @property
     def dataset(self) -> str:
@@ -133,7 +142,6 @@ class ZfsHomeSpawner(DockerSpawner):
         self.cpu_limit = limits.get("cpu")
         self.port = random_port()
         self.extra_host_config = {
-            "network_mode": "host",
             "pids_limit": limits.get("processes", -1),
             # The memory limit is the limit: no swap beyond it.
             "memswap_limit": limits.get("memory", -1),
