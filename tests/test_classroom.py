@@ -106,11 +106,15 @@ def test_a_reads_and_writes_its_own_home(hub, student_a):
 
 def test_a_cannot_list_read_or_write_b_home(hub, student_a, student_b):
     code = f"""
-import glob, os
+import os
 tries = []
 for path in [{str(hub.mountpoint)!r}, {str(hub.mountpoint / "home")!r}, {str(hub.home(B))!r}]:
     tries.append(os.path.exists(path))
-found = glob.glob('/**/secret-essay.txt', recursive=True)
+found = []
+for top, dirs, files in os.walk('/'):
+    if top == '/':
+        dirs[:] = [d for d in dirs if d not in ('proc', 'sys', 'dev')]
+    found += [os.path.join(top, f) for f in files if f == 'secret-essay.txt']
 try:
     open({str(hub.home(B) / "from-a.txt")!r}, 'w').write('x')
     wrote = True
@@ -118,7 +122,7 @@ except OSError:
     wrote = False
 print(tries, found, wrote)
 """
-    assert _out(student_a, code).strip() == "[False, False, False] [] False"
+    assert _out(student_a, code, timeout=120).strip() == "[False, False, False] [] False"
     assert not (hub.home(B) / "from-a.txt").exists()
     assert (hub.home(B) / "secret-essay.txt").exists()
 
