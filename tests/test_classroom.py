@@ -259,6 +259,51 @@ def test_image_build_keeps_an_unchanged_image(hub):
     assert hub.docker("images", "--quiet", "callysto-students").stdout.split() == before
 
 
+@pytest.fixture(scope="module")
+def lesson_repo(tmp_path_factory):
+    """A teacher's lesson as a git repository served over HTTP on 127.0.0.1 (git's dumb protocol),
+    as a school's git server would serve it."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("git")
+    work = root / "work"
+    work.mkdir()
+    (work / "lesson-1.ipynb").write_text(
+        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
+    git = ["git", "-c", "user.name=Teacher", "-c", "user.email=teacher@school.example"]
+    subprocess.run([*git, "init", "-q", "-b", "main", str(work)], check=True)
+    subprocess.run([*git, "-C", str(work), "add", "."], check=True)
+    subprocess.run([*git, "-C", str(work), "commit", "-q", "-m", "Lesson 1"], check=True)
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(work), str(root / "lesson.git")], check=True
+    )
+    subprocess.run(["git", "-C", str(root / "lesson.git"), "update-server-info"], check=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "18135"],
+        cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(1)
+        yield "http://127.0.0.1:18135/lesson.git"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_a_teachers_nbgitpuller_link_pulls_the_lesson_into_the_home(hub, student_a, lesson_repo):
+    link = (
+        f"{hub.url}hub/user-redirect/git-pull?repo={lesson_repo}&branch=main"
+        "&urlpath=lab/tree/lesson/lesson-1.ipynb"
+    )
+    student_a.page.goto(link)
+    student_a.page.wait_for_url("**/lab/tree/lesson/**", timeout=120_000)
+    pulled = hub.home(A) / "lesson" / "lesson-1.ipynb"
+    assert json.loads(pulled.read_text())["nbformat"] == 4
+    assert pulled.stat().st_uid == 1000
+
+
 def test_stop_idle_and_the_culler_stop_servers_and_keep_files(hub, student_a):
     none = hub.callysto("hub", "stop-idle", "--env", hub.name, "--older-than", "1d")
     assert none.returncode == 0 and "no server was idle" in none.stdout
