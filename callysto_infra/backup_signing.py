@@ -293,6 +293,7 @@ def check(archive: Path, signers: Signers) -> Signed:
         raise OperationError(f"{sig} is not a valid signature: refusing {archive}") from None
     if file_sha256(archive) != match["sha256"]:
         raise OperationError(
-            f"{archive} differs from the archive that was signed (damaged or replaced): refusing it"
+            f"{archive} is damaged or was replaced: it differs from the archive that was signed "
+            "(nothing was read); use another archive"
         )
     return Signed(match["signer"], match["sha256"])
