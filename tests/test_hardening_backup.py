@@ -22,6 +22,7 @@ import yaml
 from pyrage import x25519
 
 from callysto_infra import backup, backup_signing, environments, locking
+from callysto_infra.errors import OperationError
 
 MiB = 1 << 20
 
@@ -345,3 +346,126 @@ def test_homes_backup_streams_are_private_and_old_ones_are_fixed(callysto, local
     assert len(streams) == 2
     assert hub_folder.stat().st_mode & 0o777 == 0o700
     assert {p.name: p.stat().st_mode & 0o777 for p in streams} == {p.name: 0o600 for p in streams}
+
+
+# --- every bad input around signatures: one line, nothing changed -------------------------------
+
+
+def _signed_archive(callysto, keys, tmp_path) -> Path:
+    dest = tmp_path / "dest"
+    dest.mkdir(exist_ok=True)
+    made = callysto(
+        "backup", "--to", str(dest), "--recipients-file", str(keys["recipients"]),
+        "--signing-key", str(keys["signing_key"]),
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    return Path(made.stdout.strip())
+
+
+def _verify(archive: Path, keys: dict) -> list[str]:
+    return ["backup", "verify", str(archive), "--identity", str(keys["identity"]),
+            "--signer-file", str(keys["signers"])]  # fmt: skip
+
+
+def _garbage_signature(archive, keys, tmp_path):
+    backup_signing.signature_path(archive).write_bytes(b"\xff\x00 not a signature\n")
+    return _verify(archive, keys), "not a callysto backup signature", 1
+
+
+def _renamed(archive, keys, tmp_path):
+    other = archive.with_name(archive_name())
+    archive.rename(other)
+    backup_signing.signature_path(archive).rename(backup_signing.signature_path(other))
+    return _verify(other, keys), "signs an archive named", 1
+
+
+def _changed_after_signing(archive, keys, tmp_path):
+    data = bytearray(archive.read_bytes())
+    data[-1] ^= 1
+    archive.write_bytes(bytes(data))
+    return _verify(archive, keys), "is damaged or was replaced", 1
+
+
+def _signers_writable_by_others(archive, keys, tmp_path):
+    keys["signers"].chmod(0o666)
+    return _verify(archive, keys), "chmod go-w", 2
+
+
+def _no_trusted_signers(archive, keys, tmp_path):
+    return (
+        ["backup", "verify", str(archive), "--identity", str(keys["identity"])],
+        ("backup.trusted_signers"),
+        2,
+    )
+
+
+def _signers_file_of_secret_keys(archive, keys, tmp_path):
+    keys["signers"].write_text(keys["signing_key"].read_text())
+    return _verify(archive, keys), "expected an Ed25519 public key", 2
+
+
+def _signing_key_readable_by_others(archive, keys, tmp_path):
+    keys["signing_key"].chmod(0o644)
+    args = ["backup", "--to", str(archive.parent), "--recipients-file", str(keys["recipients"])]
+    return [*args, "--signing-key", str(keys["signing_key"])], "chmod 600", 2
+
+
+def _no_signing_key(archive, keys, tmp_path):
+    args = ["backup", "--to", str(archive.parent), "--recipients-file", str(keys["recipients"])]
+    return args, "no signing key", 2
+
+
+def _signing_key_not_a_key(archive, keys, tmp_path):
+    private(keys["signing_key"], "hello\n")
+    args = ["backup", "--to", str(archive.parent), "--recipients-file", str(keys["recipients"])]
+    return [*args, "--signing-key", str(keys["signing_key"])], "not a private key", 2
+
+
+def _keygen_over_an_existing_key(archive, keys, tmp_path):
+    args = ["backup", "keygen", "--signing-key", str(keys["signing_key"])]
+    return [*args, "--signer-file", str(keys["signers"])], "already exists", 2
+
+
+def _sign_a_signed_archive(archive, keys, tmp_path):
+    args = ["backup", "sign", str(archive), "--identity", str(keys["identity"])]
+    return [*args, "--signing-key", str(keys["signing_key"])], "already signed", 2
+
+
+BAD_INPUTS = {
+    "garbage-signature": _garbage_signature,
+    "renamed-archive": _renamed,
+    "changed-after-signing": _changed_after_signing,
+    "signers-file-writable-by-others": _signers_writable_by_others,
+    "no-trusted-signers": _no_trusted_signers,
+    "signers-file-of-secret-keys": _signers_file_of_secret_keys,
+    "signing-key-readable-by-others": _signing_key_readable_by_others,
+    "no-signing-key": _no_signing_key,
+    "signing-key-not-a-key": _signing_key_not_a_key,
+    "keygen-over-an-existing-key": _keygen_over_an_existing_key,
+    "sign-a-signed-archive": _sign_a_signed_archive,
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_signature_input_is_one_line_and_changes_nothing(
+    callysto, estate, keys, tmp_path, one_line_error, case
+):
+    archive = _signed_archive(callysto, keys, tmp_path)
+    args, fragment, code = BAD_INPUTS[case](archive, keys, tmp_path)
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    result = callysto(*args)
+    line = one_line_error(result, fragment, code=code)
+    assert "PRIVATE KEY" not in line and "PRIVATE KEY" not in result.stdout
+    after = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    assert after == before
+
+
+def test_an_archive_replaced_after_its_signature_was_checked_counts_for_nothing(
+    callysto, estate, keys, tmp_path
+):
+    """The bytes decrypted must be the bytes signed: the check is not only done beforehand."""
+    archive = _signed_archive(callysto, keys, tmp_path)
+    key = backup.decryption_key(identity=keys["identity"])
+    signed = backup_signing.Signed("", "0" * 64)  # what a swap after the check amounts to
+    with pytest.raises(OperationError, match="changed while it was read"):
+        backup._read_plain(archive, key, signed, lambda stream: stream.read())
