@@ -15,6 +15,7 @@ HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 TF_ADDRESS_RE = re.compile(r"^[A-Za-z0-9_.\-\[\]\"]+$")
 
+ZFS_SIZE_MAX = (1 << 64) - 1
 _SIZE_FACTORS = {None: 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 
 
@@ -70,11 +71,17 @@ def zfs_size(value: str) -> str:
     if value == "none":
         return value
     normalized = value.upper() if value[-1:].isalpha() else value
-    if not ZFS_SIZE_RE.fullmatch(normalized):
+    match = ZFS_SIZE_RE.fullmatch(normalized)
+    if not match:
         raise UsageError(
             f"invalid size {value!r}: use a whole number with an optional K, M, G, T or P suffix "
             "(e.g. 2G), or 'none'"
         )
+    # What zfs itself refuses: 0 ("use 'none' to disable quota/refquota") and more than 64 bits.
+    if match.group(1) == "0":
+        raise UsageError(f"invalid size {value!r}: zfs takes no size 0; for no limit give 'none'")
+    if int(match.group(1)) * _SIZE_FACTORS[match.group(2)] > ZFS_SIZE_MAX:
+        raise UsageError(f"invalid size {value!r}: larger than zfs can hold (16E, 2^64 bytes)")
     return normalized
 
 
