@@ -113,3 +113,38 @@ def terraform_address(value: str) -> str:
         f"invalid Terraform address {value!r}: expected something like "
         "module.hub.openstack_compute_instance_v2.hub (see 'callysto terraform list-targets')",
     )
+
+
+TAGS_RE = re.compile(r"[A-Za-z0-9_.-]+(?:,[A-Za-z0-9_.-]+)*")
+# An entity ID is a URI or a URN: no blanks, no control characters, one line.
+ENTITY_ID_RE = re.compile(r"[^\s\x00-\x1f\x7f]{1,1024}")
+ONE_LINE_RE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+
+
+def tags(value: str) -> str:
+    """Ansible tags as --tags takes them: names separated by commas."""
+    return _whole(
+        TAGS_RE,
+        value,
+        f"invalid tags {value!r}: give tag names separated by commas (e.g. base,zfs)",
+    )
+
+
+def entity_id(value: str) -> str:
+    """A SAML entity ID: it enters every user hash, so a stray blank or newline must not."""
+    return _whole(
+        ENTITY_ID_RE,
+        value,
+        f"invalid entity ID {value!r}: expected a URI such as https://idp.school.ca/idp, "
+        "without blanks",
+    )
+
+
+def one_line(value: str, what: str) -> str:
+    """Free text from the command line (an Ansible KEY=VALUE, module arguments): one line, so no
+    newline or control character can start another setting in the program that reads it."""
+    return _whole(
+        ONE_LINE_RE,
+        value,
+        f"invalid {what} {value!r}: give it on one line, without control characters",
+    )
