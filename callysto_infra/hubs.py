@@ -54,9 +54,12 @@ class Hub:
         if self.ssh_port != 22:
             argv += ["-p", str(self.ssh_port)]
         target = f"{self.ssh_user}@{self.address}" if self.ssh_user else self.address
-        argv += [target]
+        # '--' before the target: an address or user from the state that begins with '-' is
+        # then a host name ssh cannot resolve, never an option such as -oProxyCommand=. After
+        # it, ssh takes every later word as the remote command, even one beginning with '-'.
+        argv += ["--", target]
         if remote_argv:
-            argv += ["--", shlex.join(str(a) for a in remote_argv)]
+            argv += [shlex.join(str(a) for a in remote_argv)]
         return argv
 
     def run(self, argv: Sequence[str], **kwargs) -> runner.Result:

@@ -9,18 +9,25 @@ from pathlib import Path
 from callysto_infra.errors import UsageError
 from callysto_infra.settings import display
 
+# Keys, tokens and passphrases are a few lines; a larger "secret" is some other file.
+MAX_BYTES = 1 << 20
+
 
 def read_text(path: Path, what: str) -> str:
     """The text of the secret file PATH (WHAT names it in errors, e.g. 'salt file'). A file that
     others can read is refused: its secret may have leaked, and using it would hide that."""
     try:
         mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise UsageError(f"{what} {display(path)} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or "not text"
         raise UsageError(f"{what} {display(path)} cannot be read ({reason})") from None
+    if len(data) > MAX_BYTES or "\x00" in text:
+        raise UsageError(f"{what} {display(path)} cannot be read (not a small text file)")
     if mode & 0o077:
         raise UsageError(
             f"{what} {display(path)} is readable by others: run 'chmod 600 {display(path)}'"
@@ -31,8 +38,10 @@ def read_text(path: Path, what: str) -> str:
 def read_line(path: Path, what: str) -> str:
     """The one-line secret in PATH, without surrounding blanks."""
     secret = read_text(path, what).strip()
-    if not secret or "\n" in secret:
-        raise UsageError(f"{what} {display(path)} must hold its secret on one line")
+    if not secret or any(ord(c) < 0x20 or ord(c) == 0x7F for c in secret):
+        raise UsageError(
+            f"{what} {display(path)} must hold its secret on one line, without control characters"
+        )
     return secret
 
 

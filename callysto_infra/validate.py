@@ -15,6 +15,7 @@ HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 TF_ADDRESS_RE = re.compile(r"^[A-Za-z0-9_.\-\[\]\"]+$")
 
+ZFS_SIZE_MAX = (1 << 64) - 1
 _SIZE_FACTORS = {None: 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 
 
@@ -70,11 +71,17 @@ def zfs_size(value: str) -> str:
     if value == "none":
         return value
     normalized = value.upper() if value[-1:].isalpha() else value
-    if not ZFS_SIZE_RE.fullmatch(normalized):
+    match = ZFS_SIZE_RE.fullmatch(normalized)
+    if not match:
         raise UsageError(
             f"invalid size {value!r}: use a whole number with an optional K, M, G, T or P suffix "
             "(e.g. 2G), or 'none'"
         )
+    # What zfs itself refuses: 0 ("use 'none' to disable quota/refquota") and more than 64 bits.
+    if match.group(1) == "0":
+        raise UsageError(f"invalid size {value!r}: zfs takes no size 0; for no limit give 'none'")
+    if int(match.group(1)) * _SIZE_FACTORS[match.group(2)] > ZFS_SIZE_MAX:
+        raise UsageError(f"invalid size {value!r}: larger than zfs can hold (16E, 2^64 bytes)")
     return normalized
 
 
@@ -105,4 +112,39 @@ def terraform_address(value: str) -> str:
         value,
         f"invalid Terraform address {value!r}: expected something like "
         "module.hub.openstack_compute_instance_v2.hub (see 'callysto terraform list-targets')",
+    )
+
+
+TAGS_RE = re.compile(r"[A-Za-z0-9_.-]+(?:,[A-Za-z0-9_.-]+)*")
+# An entity ID is a URI or a URN: no blanks, no control characters, one line.
+ENTITY_ID_RE = re.compile(r"[^\s\x00-\x1f\x7f]{1,1024}")
+ONE_LINE_RE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+
+
+def tags(value: str) -> str:
+    """Ansible tags as --tags takes them: names separated by commas."""
+    return _whole(
+        TAGS_RE,
+        value,
+        f"invalid tags {value!r}: give tag names separated by commas (e.g. base,zfs)",
+    )
+
+
+def entity_id(value: str) -> str:
+    """A SAML entity ID: it enters every user hash, so a stray blank or newline must not."""
+    return _whole(
+        ENTITY_ID_RE,
+        value,
+        f"invalid entity ID {value!r}: expected a URI such as https://idp.school.ca/idp, "
+        "without blanks",
+    )
+
+
+def one_line(value: str, what: str) -> str:
+    """Free text from the command line (an Ansible KEY=VALUE, module arguments): one line, so no
+    newline or control character can start another setting in the program that reads it."""
+    return _whole(
+        ONE_LINE_RE,
+        value,
+        f"invalid {what} {value!r}: give it on one line, without control characters",
     )

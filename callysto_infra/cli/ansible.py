@@ -30,9 +30,13 @@ def playbook_options(func):
     """The options every playbook command shares."""
     func = click.option(
         "-e", "--extra-vars", "extra_vars", multiple=True, metavar="KEY=VALUE",
+        callback=validated(partial(validate.one_line, what="extra variable")),
         help="Extra variable for Ansible; repeatable.",
     )(func)  # fmt: skip
-    func = click.option("--tags", metavar="TAGS", help="Only run tasks with these tags.")(func)
+    func = click.option(
+        "--tags", metavar="TAGS", callback=validated(validate.tags),
+        help="Only run tasks with these tags.",
+    )(func)  # fmt: skip
     func = ansible_args_option(func)
     func = flag("--check", help="Check mode: report what would change (adds --diff).")(func)
     return group_option(func)
@@ -128,7 +132,10 @@ def ping(env_name: str | None, group_name: str | None) -> None:
 @env_option
 @group_option
 @click.argument("module", callback=_module)
-@click.option("--args", "module_args", metavar="ARGS", help="Arguments for the module.")
+@click.option(
+    "--args", "module_args", metavar="ARGS", help="Arguments for the module.",
+    callback=validated(partial(validate.one_line, what="module arguments")),
+)  # fmt: skip
 @ansible_args_option
 def exec_(env_name, group_name, module, module_args, ansible_args):
     """Run Ansible MODULE (with --args) on the hosts, as root."""
