@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -189,6 +188,8 @@ def transfer(
     bytes pass through us on the way so ON_BYTES can drive a progress bar. A failure of either
     program raises OperationError with the most telling line of its stderr.
     """
+    import tempfile
+
     full_env = {**os.environ, **env} if env is not None else None
     procs: list[tuple[list[str], subprocess.Popen, BinaryIO]] = []
 
