@@ -140,15 +140,18 @@ for _name, (_text, _reason) in BAD_STATES.items():
 
 
 @case("state backups: failed retries keep the last good copies")
-def _retries(callysto, envs_dir, terraform_bin):  # noqa: F811
+def _retries(callysto, envs_dir, cloud):  # noqa: F811
     ok(callysto("env", "new", "dev", DEV))
     env_dir = envs_dir / DEV
     good = with_backups(env_dir)
-    (env_dir / "terraform.tfstate").write_text(state_text(version=99))
-    for _ in range(11):
-        callysto(
-            "terraform", "taint", "--env", DEV, INSTANCE, env={"CALLYSTO_TERRAFORM": terraform_bin}
-        )
+    broken = json.loads(state_text(version=99))
+    broken["resources"] = [
+        {"mode": "managed", "module": "module.hub", "type": "openstack_compute_instance_v2",
+         "name": "hub", "instances": [{"attributes": {"id": "i-1"}}]}
+    ]  # fmt: skip
+    (env_dir / "terraform.tfstate").write_text(json.dumps(broken))
+    for _ in range(11):  # an operator retrying a command that fails on this state
+        assert callysto("terraform", "taint", "--env", DEV, INSTANCE).returncode != 0
     assert good.exists(), "ten failed retries evicted the last good copy"
     assert len(list((env_dir / "state-backups").iterdir())) == 2
 
