@@ -62,7 +62,9 @@ def test_a_corrupt_state_is_one_line_naming_the_newest_copy(env, text, reason):
 
 def test_a_corrupt_state_without_copies_says_there_is_none(env):
     env.state_file.write_bytes(b"\xff\xfe")
-    with pytest.raises(OperationError, match=r"corrupt \(not text\).*no good copy in .*state-backups/"):
+    with pytest.raises(
+        OperationError, match=r"corrupt \(not text\).*no good copy in .*state-backups/"
+    ):
         tfstate.read(env)
 
 
