@@ -285,6 +285,36 @@ def _prod_hangup(callysto, envs_dir, cloud, tmp_path, terraform_bin, one_line_er
     assert not (prod / "destroy.tfplan").exists()
 
 
+@case("prod: the name typed at the terminal confirms a destroy; another name aborts it")
+def _prod_typed(callysto, envs_dir, cloud, tmp_path):  # noqa: F811
+    import pty
+
+    prod = apply_prod(callysto, envs_dir, cloud)
+    environ = {**os.environ, "CALLYSTO_ENVS_DIR": str(envs_dir)}
+    for answer, destroyed in (("brave-otter", False), ("prod", True)):
+        controller, terminal = pty.openpty()
+        errors = tmp_path / f"destroy-{answer}.stderr"
+        with errors.open("w") as err:
+            proc = subprocess.Popen(
+                [str(CALLYSTO), "terraform", "destroy", "--env", "prod"],
+                stdin=terminal, stdout=subprocess.PIPE, stderr=err, env=environ, cwd=PROJECT,
+                text=True,
+            )  # fmt: skip
+        try:
+            _wait_for(errors, "Type the environment's name (prod)", proc)
+            os.write(controller, f"{answer}\n".encode())
+            out, _ = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(controller)
+            os.close(terminal)
+        assert f"- {INSTANCE} (delete)" in out, "the summary comes before the question"
+        assert (proc.returncode == 0) is destroyed, errors.read_text()
+        assert (cloud.counts()["instances"] == 0) is destroyed
+        assert not (prod / "destroy.tfplan").exists()
+
+
 @case("prod: apply --plan shows the summary and needs the name")
 def _prod_apply_plan(callysto, envs_dir, cloud, one_line_error):  # noqa: F811
     prod = apply_prod(callysto, envs_dir, cloud)
