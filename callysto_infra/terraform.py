@@ -287,18 +287,14 @@ class Workspace:
         secretfiles.make_private([*found, backups, *locking.backups(self.env.state_file)])
 
     def prepare_root(self) -> dict[str, Any] | None:
-        """Remove a leftover destroy plan, fix the private files, check the state, write the root."""
-        (self.env.path / DESTROY_PLAN_FILE).unlink(missing_ok=True)
+        """Fix the private files, check the state, write the root."""
         self.make_private()
         state = tfstate.read(self.env)
         write_root(self.env)
         return state
 
     def prepare(self) -> dict[str, Any] | None:
-        """Check the state, write the root and initialise it when needed; returns the state.
-
-        A destroy plan is never kept: one found here was left by a command that was stopped (an
-        older callysto, a kill -9), and is removed before it can be applied by mistake."""
+        """Check the state, write the root and initialise it when needed; returns the state."""
         state = self.prepare_root()
         if not (self.env.path / ".terraform" / "modules" / "modules.json").exists():
             self.say(f"initialising {display(self.env.path)} (first run)")
@@ -332,6 +328,9 @@ def _guarded(env: Environment, action: str, say: Say) -> Iterator[Workspace]:
     workspace = Workspace(env, say)
     workspace.banner(action)
     with locking.hold(env.path, env.name, f"callysto terraform {action}"):
+        # A destroy plan is never kept: one found by the lock's holder was left by a command that
+        # was stopped (an older callysto, a kill -9), and goes before it can be applied by mistake.
+        (env.path / DESTROY_PLAN_FILE).unlink(missing_ok=True)
         yield workspace
 
 
