@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
-from callysto_infra import secretfiles, settings, validate
+from callysto_infra import paths, secretfiles, settings, validate
 from callysto_infra.env_schema import NEW_PROD, EnvConfig, EnvType, LocalSettings
 from callysto_infra.errors import UsageError
-from callysto_infra.settings import PROJECT_DIR, display
+from callysto_infra.paths import PROJECT_DIR, display  # noqa: F401 (PROJECT_DIR: others use it)
 
 ENV_FILE = "env.yaml"
 SALT_FILE = "saml-salt"
@@ -26,17 +26,14 @@ CLOUD_HUB_PREFIX = Path("/opt/jupyterhub")
 SHARED_DATA_ROOT = Path("/var/lib/callysto")
 
 
-def envs_dir() -> Path:
-    """Where environments live: $CALLYSTO_ENVS_DIR, else envs/ in the project."""
-    override = os.environ.get("CALLYSTO_ENVS_DIR")
-    return Path(override) if override else PROJECT_DIR / "envs"
+envs_dir = paths.envs_dir
 
 
 # --- environments on disk ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Environment:
+class Environment(paths.EnvPaths):
     """An environment directory with its validated configuration."""
 
     name: str
@@ -52,26 +49,8 @@ class Environment:
         return self.config.host.fqdn
 
     @property
-    def secrets_dir(self) -> Path:
-        return self.path / "secrets"
-
-    @property
     def salt_file(self) -> Path:
         return self.secrets_dir / SALT_FILE
-
-    @property
-    def ssh_key_file(self) -> Path:
-        """The private key operators use for this environment's hubs (its .pub is the key pair)."""
-        return self.secrets_dir / "ssh-key"
-
-    @property
-    def known_hosts_file(self) -> Path:
-        return self.secrets_dir / "known_hosts"
-
-    @property
-    def state_file(self) -> Path:
-        """Terraform's state for this environment; its 'hosts' output lists the hubs."""
-        return self.path / "terraform.tfstate"
 
     @property
     def group_vars_dir(self) -> Path:

@@ -4,10 +4,12 @@ read only when nobody but their owner can read them, written 0600 inside a 0700 
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from callysto_infra.errors import UsageError
-from callysto_infra.settings import display
+from callysto_infra.paths import display
 
 # Keys, tokens and passphrases are a few lines; a larger "secret" is some other file.
 MAX_BYTES = 1 << 20
@@ -55,3 +57,20 @@ def write(path: Path, text: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
     partial.replace(path)
+
+
+def make_private(paths: Iterable[Path]) -> None:
+    """Close PATHS to everyone but their owner: files 0600, folders 0700. For files written by
+    programs that do not know they hold secrets (Terraform's states and plans): made private
+    after each run, so one left readable by an older version is fixed on the next. Missing paths
+    and symbolic links are left alone (a link's mode is not its target's)."""
+    for path in paths:
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            continue
+        wanted = 0o700 if stat.S_ISDIR(info.st_mode) else 0o600
+        if stat.S_IMODE(info.st_mode) != wanted:
+            os.chmod(path, wanted)

@@ -9,8 +9,9 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from callysto_infra.errors import UsageError
+from callysto_infra.paths import PROJECT_DIR, display
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+__all__ = ["PROJECT_DIR", "Strict", "display", "read"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -21,14 +22,6 @@ class Strict(BaseModel):
     is refused rather than converted (YAML reads `yes` as true, which must never become 1)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-def display(path: Path) -> str:
-    """PATH as an operator would type it here: relative to the current folder when inside it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def format_validation_error(path: Path, exc: ValidationError) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-from callysto_infra import addresses
 from callysto_infra.errors import UsageError
 
 USER_HASH_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -47,6 +46,8 @@ def is_user_hash(value: str) -> bool:
 
 
 def email(value: str) -> str:
+    from callysto_infra import addresses  # here: its pattern takes a while to compile
+
     # The message never repeats the value: it may be a student's address.
     if not addresses.is_email(value):
         raise UsageError(
@@ -58,6 +59,8 @@ def email(value: str) -> str:
 
 def user_ref(value: str) -> str:
     """A user as operators name one: a 40-hex hash or an e-mail address."""
+    from callysto_infra import addresses
+
     if is_user_hash(value) or addresses.is_email(value):
         return value
     raise UsageError(
@@ -148,3 +151,53 @@ def one_line(value: str, what: str) -> str:
         value,
         f"invalid {what} {value!r}: give it on one line, without control characters",
     )
+
+
+# --- a row of the Terraform state's `hosts` output --------------------------------------------
+# Each value reaches ssh or Ansible, so none may begin with '-' (it would be read as an option).
+
+STATE_ADDRESS_RE = re.compile(
+    r"[0-9A-Fa-f]*:[0-9A-Fa-f:.]*|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
+)
+SSH_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
+DISK_PATH_RE = re.compile(r"/[A-Za-z0-9_.:+/-]+")
+
+
+def state_address(value: object) -> str:
+    """A host's public address in the state: an IPv4 or IPv6 address or a DNS name."""
+    if not isinstance(value, str) or not value:
+        raise UsageError("has no address")
+    if not STATE_ADDRESS_RE.fullmatch(value):
+        raise UsageError(f"has address {value!r}, not an IP address or host name")
+    return value
+
+
+def state_ssh_user(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not SSH_USER_RE.fullmatch(value):
+        raise UsageError(f"has ssh_user {value!r}, not a user name")
+    return value
+
+
+def state_ssh_port(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise UsageError(f"has ssh_port {value!r}, not a port number")
+    return value
+
+
+def state_disk(value: object) -> str:
+    if not isinstance(value, str) or not DISK_PATH_RE.fullmatch(value):
+        raise UsageError(f"has zfs disk {value!r}, not an absolute device path")
+    return value
+
+
+def state_name(value: object, field: str) -> str:
+    """The row's host name or one of its group names."""
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"has no {field}")
+    if not (HOST_RE.fullmatch(value) or NAME_RE.fullmatch(value)):
+        raise UsageError(f"has {field} {value!r}, not a plain name")
+    return value
