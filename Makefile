@@ -18,7 +18,8 @@ INSTALLED_TEST := $(VENV)/.installed-test
 # run a command, 'cost:$5' would lose '$5'), so every variable set on the command line, and those
 # below from the environment, becomes its own text, unexpanded: $(value ...) into a simple
 # variable, which make passes on as it is.
-VALUES := ENV HOST GROUP PLAYBOOK MODULE ARGS ANSIBLE_ARGS TARGET REFQUOTA SNAPSHOT USERHASH EMAIL
+VALUES := ENV HOST GROUP PLAYBOOK MODULE ARGS ANSIBLE_ARGS TARGET REFQUOTA SNAPSHOT USERHASH EMAIL \
+  CONFIRM_PROD
 # USER counts only when typed on the make command line: the login shell's $USER is not a student.
 CALLYSTO_USER := $(if $(filter command line,$(origin USER)),$(value USER))
 literal = $(eval override $(1) := $$(value $(1)))
@@ -33,6 +34,8 @@ opt = $${$(1):+$(2) "$$$(1)"}
 # $(call arg,VAR) -> "$VAR" when VAR is set, nothing otherwise.
 arg = $${$(1):+"$$$(1)"}
 ENV_OPT = $(call opt,ENV,--env)
+# A change to prod asks for its name at the terminal, or takes CONFIRM_PROD=<name>.
+PROD_OPT = $(call opt,CONFIRM_PROD,--confirm-prod)
 # $(call need,VAR ...) stops with one line naming the first missing make variable.
 need = $(foreach v,$(1),$(if $(value $(v)),,$(error make $@: $(v) is required, e.g. make $@ $(v)=$(hint_$(v)))))
 need_user = $(if $(CALLYSTO_USER),,$(error make $@: USER is required (a user hash or e-mail address), e.g. make $@ USER=$(hint_USER)))
@@ -88,16 +91,16 @@ terraform/plan: $(INSTALLED) ## Runs "terraform plan" for $ENV
 	@$(CALLYSTO) terraform plan $(ENV_OPT)
 
 terraform/apply: $(INSTALLED) ## Runs "terraform apply" for $ENV
-	@$(CALLYSTO) terraform apply $(ENV_OPT)
+	@$(CALLYSTO) terraform apply $(ENV_OPT) $(PROD_OPT)
 
 terraform/auto-apply: $(INSTALLED) ## Runs "terraform apply -auto-approve" for $ENV
-	@$(CALLYSTO) terraform apply $(ENV_OPT) --auto-approve
+	@$(CALLYSTO) terraform apply $(ENV_OPT) $(PROD_OPT) --auto-approve
 
 terraform/destroy: $(INSTALLED) ## Runs "terraform destroy" for $ENV
-	@$(CALLYSTO) terraform destroy $(ENV_OPT)
+	@$(CALLYSTO) terraform destroy $(ENV_OPT) $(PROD_OPT)
 
 terraform/auto-destroy: $(INSTALLED) ## Runs "terraform destroy -auto-approve" for $ENV
-	@$(CALLYSTO) terraform destroy $(ENV_OPT) --auto-approve
+	@$(CALLYSTO) terraform destroy $(ENV_OPT) $(PROD_OPT) --auto-approve
 
 terraform/show: $(INSTALLED) ## Runs "terraform show" for $ENV
 	@$(CALLYSTO) terraform show $(ENV_OPT)
@@ -106,7 +109,7 @@ terraform/list-targets: $(INSTALLED) ## Lists available targets in $ENV
 	@$(CALLYSTO) terraform list-targets $(ENV_OPT)
 
 terraform/taint: $(INSTALLED) ## Runs "terraform taint" on a $TARGET in $ENV
-	@$(call need,TARGET)$(CALLYSTO) terraform taint $(ENV_OPT) "$$TARGET"
+	@$(call need,TARGET)$(CALLYSTO) terraform taint $(ENV_OPT) $(PROD_OPT) "$$TARGET"
 
 terraform/hub/new/dev: $(INSTALLED) ## Creates a new dev Terraform $ENV
 	@$(CALLYSTO) terraform hub new dev $(call arg,ENV)
@@ -115,7 +118,7 @@ terraform/hub/new/prod: $(INSTALLED) ## Creates a new production Terraform $ENV
 	@$(call need,ENV)$(CALLYSTO) terraform hub new prod "$$ENV"
 
 terraform/hub/rebuild: $(INSTALLED) ## Rebuilds the instance in $ENV; its ZFS volumes and data stay
-	@$(CALLYSTO) terraform hub rebuild $(ENV_OPT)
+	@$(CALLYSTO) terraform hub rebuild $(ENV_OPT) $(PROD_OPT)
 
 # --- Ansible ---------------------------------------------------------------------------------
 

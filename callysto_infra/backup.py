@@ -5,21 +5,24 @@ The plain tar never touches disk: it is built in memory and only ciphertext is w
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
 import json
 import os
 import re
+import shutil
 import tarfile
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+import zlib
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
-from callysto_infra import environments, secretfiles
+from callysto_infra import backup_signing, environments, locking, secretfiles, validate
 from callysto_infra.errors import OperationError, UsageError
 from callysto_infra.progress import Advance, no_progress
 from callysto_infra.sizes import human_size
@@ -289,11 +292,13 @@ def encrypt(plain: bytes, key: Key, out: BinaryIO) -> None:
 def create(
     destination: Path,
     key: Key,
+    signing_key,
     keep: int | None = None,
     advance: Advance = no_progress,
     root: Path | None = None,
 ) -> Summary:
-    """Write one encrypted archive into DESTINATION, then keep only the newest KEEP archives."""
+    """Write one encrypted archive into DESTINATION and its signature by SIGNING_KEY beside it,
+    then keep only the newest KEEP archives."""
     started = time.monotonic()
     check_destination(destination)
     files = sensitive_files(root)
@@ -304,19 +309,24 @@ def create(
     plain, manifest = build_tar(files, advance)
     target = destination / archive_name(dt.datetime.now(dt.UTC))
     partial = target.with_name(f".{target.name}.partial")
+    signature = backup_signing.signature_path(target)
     try:
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             encrypt(plain, key, out)
             out.flush()
             os.fsync(out.fileno())
-        # Only a complete archive ever carries the real name.
+        # The signature first, then the archive: an archive under its real name is whole and
+        # signed.
+        backup_signing.sign(partial, signing_key, signed_name=target.name)
         os.replace(partial, target)
     except OSError as exc:
         partial.unlink(missing_ok=True)
+        signature.unlink(missing_ok=True)
         raise OperationError(f"cannot write {target}: {exc.strerror}") from None
     except BaseException:
         partial.unlink(missing_ok=True)
+        signature.unlink(missing_ok=True)
         raise
     removed = prune(destination, keep) if keep else []
     total = sum(entry["size"] for entry in manifest["files"].values())
@@ -336,10 +346,17 @@ def prune(destination: Path, keep: int) -> list[Path]:
     old = found[:-keep] if keep else []
     for path in old:
         path.unlink()
+        backup_signing.signature_path(path).unlink(missing_ok=True)
     return old
 
 
 # --- reading ------------------------------------------------------------------------------------
+
+CHUNK = 1 << 20
+MAX_MANIFEST_BYTES = 16 << 20
+_PART_RE = re.compile(r"[^/\x00-\x1f\x7f]+")
+_KIND_RE = re.compile(r"env\.yaml|terraform\.tfstate[^/]*|(?:secrets|state-backups|group_vars)/.+")
+PRIVATE_FOLDERS = ("secrets", "state-backups")
 
 
 def _header_stanzas(path: Path) -> set[str]:
@@ -359,78 +376,183 @@ def _header_stanzas(path: Path) -> set[str]:
     }
 
 
-def decrypt(path: Path, key: Key) -> bytes:
-    """The plain tar of PATH. A wrong key is bad input (exit 2); damage is a failure (exit 1)."""
-    import pyrage
-
+def _check_key_kind(path: Path, key: Key) -> None:
     stanzas = _header_stanzas(path)
     if "scrypt" in stanzas and not key.is_passphrase:
         raise UsageError(f"{path} was encrypted with a passphrase: give --passphrase-file FILE")
     if "scrypt" not in stanzas and key.is_passphrase:
         raise UsageError(f"{path} was encrypted to age keys: give --identity FILE")
-    data = path.read_bytes()
+
+
+def _decrypt_error(path: Path, key: Key, reason: str) -> Exception:
+    """A wrong key is bad input (exit 2); damage is a failure (exit 1)."""
+    if reason == "No matching keys found":
+        return UsageError(
+            f"{path} cannot be decrypted with {key.source}: it was encrypted to other keys"
+        )
+    if key.is_passphrase and reason == "Decryption failed":
+        return UsageError(
+            f"{path} cannot be decrypted with the passphrase in {key.source}: wrong passphrase"
+        )
+    return OperationError(
+        f"{path} is damaged: it fails age's integrity check ({reason}); use another archive"
+    )
+
+
+def _replaced(path: Path) -> OperationError:
+    return OperationError(f"{path} changed while it was read (not the archive that was signed)")
+
+
+def _read_plain(path: Path, key: Key, signed: backup_signing.Signed, consume):
+    """CONSUME(the decrypted gzip'd tar of PATH, as a stream), returning what it returns.
+
+    With age keys the archive is decrypted while CONSUME reads, in bounded memory. pyrage has no
+    streaming passphrase decryption, so a passphrase archive is decrypted whole first (memory:
+    twice the archive's size; the tar inside is still read in pieces). Either way the bytes
+    decrypted must be the ones signed, and age's check of the last piece must pass, before the
+    result counts."""
+    import pyrage
+
+    _check_key_kind(path, key)
+    if key.is_passphrase:
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != signed.sha256:
+            raise _replaced(path)
+        try:
+            plain = pyrage.passphrase.decrypt(data, key.passphrase)
+        except pyrage.DecryptError as exc:
+            raise _decrypt_error(path, key, str(exc)) from None
+        del data
+        stream = io.BytesIO(plain)
+        result = consume(stream)
+        return result
+
+    read_end, write_end = os.pipe()
+    failures: list[Exception] = []
+    digests: list[str] = []
+
+    def pump() -> None:
+        try:
+            with path.open("rb") as raw, os.fdopen(write_end, "wb") as sink:
+                reader = _Hashing(raw, no_progress)
+                pyrage.decrypt_io(reader, sink, list(key.identities))
+                digests.append(reader.sha256.hexdigest())
+        except BrokenPipeError:
+            pass  # the reader stopped: its own error says why
+        except pyrage.DecryptError as exc:
+            failures.append(_decrypt_error(path, key, str(exc)))
+        except OSError as exc:
+            failures.append(OperationError(f"cannot read {path}: {exc.strerror}"))
+
+    thread = threading.Thread(target=pump, name="age-decrypt", daemon=True)
+    thread.start()
+    problem: OperationError | None = None
     try:
-        if key.is_passphrase:
-            return pyrage.passphrase.decrypt(data, key.passphrase)
-        return pyrage.decrypt(data, list(key.identities))
-    except pyrage.DecryptError as exc:
-        reason = str(exc)
-        if reason == "No matching keys found":
-            raise UsageError(
-                f"{path} cannot be decrypted with {key.source}: it was encrypted to other keys"
-            ) from None
-        if key.is_passphrase and reason == "Decryption failed":
-            raise UsageError(
-                f"{path} cannot be decrypted with the passphrase in {key.source}: wrong passphrase"
-            ) from None
+        with os.fdopen(read_end, "rb") as stream:
+            try:
+                result = consume(stream)
+                while stream.read(CHUNK):
+                    pass  # what follows the tar: age checks the last piece at the end
+            except OperationError as exc:
+                problem = exc
+    finally:
+        thread.join()
+    if failures:
+        raise failures[0]
+    if problem is not None:
+        raise problem
+    if digests != [signed.sha256]:
+        raise _replaced(path)
+    return result
+
+
+def _safe_name(path: Path, name: str) -> str:
+    """NAME when it is a path backup writes (envs/<ENV>/env.yaml, terraform.tfstate*, or under
+    secrets/, state-backups/, group_vars/), with no '.', '..', empty or control-character part."""
+    parts = name.split("/")
+    if not (
+        len(parts) >= 3
+        and parts[0] == "envs"
+        and validate.ENV_NAME_RE.fullmatch(parts[1])
+        and all(_PART_RE.fullmatch(part) and part not in (".", "..") for part in parts)
+        and _KIND_RE.fullmatch("/".join(parts[2:]))
+    ):
         raise OperationError(
-            f"{path} is damaged: it fails age's integrity check ({reason}); use another archive"
-        ) from None
+            f"{path}: the archive holds an unexpected path {name!r}: refusing it "
+            "(nothing was written)"
+        )
+    return name
 
 
-def _members(plain: bytes) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
-    try:
-        with tarfile.open(fileobj=io.BytesIO(plain), mode="r:gz") as tar:
-            for info in tar:
-                handle = tar.extractfile(info) if info.isfile() else None
-                yield info, handle.read() if handle else b""
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise OperationError(f"the archive's contents are not a readable tar ({exc})") from None
+def _kind(info: tarfile.TarInfo) -> str:
+    if info.issym():
+        return f"a symbolic link (to {info.linkname!r})"
+    if info.islnk():
+        return f"a hard link (to {info.linkname!r})"
+    if info.ischr() or info.isblk():
+        return "a device file"
+    if info.isfifo():
+        return "a FIFO"
+    if info.isdir():
+        return "a folder"
+    return "not a regular file"
 
 
-def _safe_name(name: str) -> str:
-    pure = PurePosixPath(name)
-    if pure.is_absolute() or ".." in pure.parts or not pure.parts or pure.parts[0] != "envs":
-        raise OperationError(f"the archive holds an unexpected path '{name}': refusing it")
+def _check_member(path: Path, info: tarfile.TarInfo, seen: dict) -> str:
+    """The member's name, once it is a regular file with plain permissions at a safe path that
+    the archive holds once."""
+    if not info.isreg():
+        raise OperationError(
+            f"{path}: {info.name!r} is {_kind(info)}: refusing the archive (nothing was written)"
+        )
+    if info.mode & 0o7000:
+        raise OperationError(
+            f"{path}: {info.name!r} has setuid, setgid or sticky bits ({info.mode & 0o7777:04o}):"
+            " refusing the archive (nothing was written)"
+        )
+    name = _safe_name(path, info.name)
+    if name in seen:
+        raise OperationError(f"{path}: {name!r} is in the archive twice: refusing it")
     return name
 
 
 @dataclass
 class Contents:
     manifest: dict
-    files: dict[str, tuple[tarfile.TarInfo, bytes]]
+    files: dict[str, tuple[tarfile.TarInfo, str]]  # name -> (member, SHA-256)
 
     @property
     def bytes(self) -> int:
-        return sum(len(data) for _info, data in self.files.values())
+        return sum(info.size for info, _digest in self.files.values())
 
 
-def check(path: Path, plain: bytes, advance: Advance = no_progress) -> Contents:
-    """Every file of the archive against its manifest entry: same set, sizes and SHA-256."""
+def _scan(path: Path, stream: BinaryIO, store, advance: Advance) -> Contents:
+    """Every member of the tar STREAM, checked (_check_member) and then handed to STORE(tar,
+    member, name), which returns its SHA-256; then the whole against the manifest."""
     manifest = None
-    files: dict[str, tuple[tarfile.TarInfo, bytes]] = {}
-    for info, data in _members(plain):
-        if info.name == MANIFEST:
-            try:
-                manifest = json.loads(data)
-            except ValueError:
-                raise OperationError(f"{path}: its manifest is not valid JSON") from None
-            continue
-        if not info.isfile():
-            raise OperationError(f"{path}: unexpected member '{info.name}' (not a regular file)")
-        files[_safe_name(info.name)] = (info, data)
-        advance(len(data))
-    if manifest is None or not isinstance(manifest.get("files"), dict):
+    files: dict[str, tuple[tarfile.TarInfo, str]] = {}
+    try:
+        with tarfile.open(fileobj=stream, mode="r|gz") as tar:
+            for info in tar:
+                if info.name == MANIFEST:
+                    if manifest is not None or not info.isreg() or info.size > MAX_MANIFEST_BYTES:
+                        raise OperationError(f"{path}: its manifest is not one plain file")
+                    handle = tar.extractfile(info)
+                    try:
+                        manifest = json.loads(handle.read())  # type: ignore[union-attr]
+                    except ValueError:
+                        raise OperationError(f"{path}: its manifest is not valid JSON") from None
+                    continue
+                name = _check_member(path, info, files)
+                files[name] = (info, store(tar, info, name))
+                advance(info.size)
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise OperationError(f"{path}: its contents are not a readable tar ({exc})") from None
+    if (
+        not isinstance(manifest, dict)
+        or not isinstance(manifest.get("files"), dict)
+        or not all(isinstance(entry, dict) for entry in manifest["files"].values())
+    ):
         raise OperationError(f"{path} has no manifest: it was not written by 'callysto backup'")
     listed = manifest["files"]
     for name in sorted(set(listed) | set(files)):
@@ -438,62 +560,136 @@ def check(path: Path, plain: bytes, advance: Advance = no_progress) -> Contents:
             raise OperationError(f"{path}: {name} is in the manifest but missing from the archive")
         if name not in listed:
             raise OperationError(f"{path}: {name} is in the archive but not in its manifest")
-        digest = hashlib.sha256(files[name][1]).hexdigest()
-        if digest != listed[name].get("sha256"):
+        info, digest = files[name]
+        if digest != listed[name].get("sha256") or info.size != listed[name].get("size"):
             raise OperationError(f"{path}: {name} does not match its SHA-256 in the manifest")
     return Contents(manifest, files)
 
 
-def verify(path: Path, key: Key, advance: Advance = no_progress) -> Summary:
+def _hash_member(tar: tarfile.TarFile, info: tarfile.TarInfo, _name: str) -> str:
+    digest = hashlib.sha256()
+    handle = tar.extractfile(info)
+    while chunk := handle.read(CHUNK):  # type: ignore[union-attr]
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    return backup_signing.file_sha256(path)
+
+
+def verify(
+    path: Path, key: Key, signers: backup_signing.Signers, advance: Advance = no_progress
+) -> Summary:
+    """Check PATH's signature, then decrypt it and check every file against the manifest."""
     started = time.monotonic()
-    contents = check(path, decrypt(path, key), advance)
+    signed = backup_signing.check(path, signers)
+    contents = _read_plain(
+        path, key, signed, lambda stream: _scan(path, stream, _hash_member, advance)
+    )
     return Summary(path, len(contents.files), contents.bytes, time.monotonic() - started)
 
 
+def sign_unsigned(
+    path: Path, key: Key, signing_key, advance: Advance = no_progress
+) -> tuple[Summary, Path]:
+    """Sign PATH, an archive without a signature (made before archives were signed), once it
+    decrypts with KEY and every file matches its manifest. The operator vouches for where it
+    came from: nothing in an unsigned archive can say."""
+    started = time.monotonic()
+    if not path.is_file():
+        raise UsageError(f"archive {path} does not exist or is not a file")
+    signature = backup_signing.signature_path(path)
+    if signature.exists():
+        raise UsageError(
+            f"{path} is already signed ({signature.name}): check it with 'callysto backup verify'"
+        )
+    as_read = backup_signing.Signed("", backup_signing.file_sha256(path))
+    contents = _read_plain(
+        path, key, as_read, lambda stream: _scan(path, stream, _hash_member, advance)
+    )
+    if backup_signing.file_sha256(path) != as_read.sha256:
+        raise _replaced(path)
+    written = backup_signing.sign(path, signing_key)
+    return Summary(path, len(contents.files), contents.bytes, time.monotonic() - started), written
+
+
 def restore(
-    path: Path, to: Path, key: Key, force: bool = False, advance: Advance = no_progress
+    path: Path,
+    to: Path,
+    key: Key,
+    signers: backup_signing.Signers,
+    force: bool = False,
+    advance: Advance = no_progress,
 ) -> Summary:
-    """Verify PATH, then write its files under TO (as envs/<ENV>/...). Existing files are never
+    """Check PATH's signature, then write its files under TO (as envs/<ENV>/...).
+
+    Files are extracted into a private folder beside the targets (tarfile's 'data' filter, after
+    our own check of every member) and moved into place only once the whole archive matched its
+    manifest, holding the lock of every environment written. Existing files are never
     overwritten without FORCE; then every written file is read back against the manifest."""
     started = time.monotonic()
+    signed = backup_signing.check(path, signers)
     if to.exists() and not to.is_dir():
         raise UsageError(f"restore target {to} is not a folder")
-    contents = check(path, decrypt(path, key))
+    _check_key_kind(path, key)
+    made = not to.exists()
+    try:
+        to.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=to, prefix=".callysto-restore-"))
+    except OSError as exc:
+        raise OperationError(f"cannot restore into {to}: {exc.strerror}") from None
+    try:
+
+        def stage(tar: tarfile.TarFile, info: tarfile.TarInfo, name: str) -> str:
+            tar.extract(info, staging, set_attrs=True, filter="data")
+            return _file_sha256(staging / name)
+
+        contents = _read_plain(
+            path, key, signed, lambda stream: _scan(path, stream, stage, advance)
+        )
+        _refuse_existing(to, contents, force)
+        with contextlib.ExitStack() as locks:
+            for env_name in sorted({name.split("/")[1] for name in contents.files}):
+                env_dir = _make_folders(to, Path("envs", env_name))
+                locks.enter_context(locking.hold(env_dir, env_name, "backup restore"))
+            _refuse_existing(to, contents, force)  # again, now that nobody else may write
+            for name in sorted(contents.files):
+                _make_folders(to, Path(name).parent)
+                os.replace(staging / name, to / name)
+            for name, (_info, digest) in contents.files.items():
+                if _file_sha256(to / name) != digest:
+                    raise OperationError(f"{to / name} differs from the archive after writing it")
+    except OSError as exc:
+        raise OperationError(f"cannot restore into {to}: {exc.strerror} ({exc.filename})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if made:
+            with contextlib.suppress(OSError):
+                to.rmdir()  # only when nothing was restored into it
+    return Summary(to, len(contents.files), contents.bytes, time.monotonic() - started)
+
+
+def _refuse_existing(to: Path, contents: Contents, force: bool) -> None:
     existing = [name for name in contents.files if (to / name).exists()]
     if existing and not force:
         raise UsageError(
             f"{len(existing)} file(s) already exist under {to} (first: {existing[0]}): nothing "
             "was restored; use --force to overwrite them, or restore into an empty folder"
         )
-    try:
-        to.mkdir(parents=True, exist_ok=True)
-        for name, (info, data) in sorted(contents.files.items()):
-            _write_file(to, name, info, data)
-            advance(len(data))
-    except OSError as exc:
-        raise OperationError(f"cannot restore into {to}: {exc.strerror} ({exc.filename})") from None
-    for name in contents.files:
-        digest = hashlib.sha256((to / name).read_bytes()).hexdigest()
-        if digest != contents.manifest["files"][name]["sha256"]:
-            raise OperationError(f"{to / name} differs from the archive after writing it")
-    return Summary(to, len(contents.files), contents.bytes, time.monotonic() - started)
 
 
-def _write_file(root: Path, name: str, info: tarfile.TarInfo, data: bytes) -> None:
-    target = root / name
-    for parent in reversed(target.relative_to(root).parents):
-        directory = root / parent
-        if not directory.exists():
-            # Secrets' folders are private, like the ones environments.create makes.
-            directory.mkdir(mode=0o700 if directory.name == "secrets" else 0o755)
-    partial = target.with_name(f".{target.name}.restoring")
-    partial.unlink(missing_ok=True)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, info.mode & 0o7777 or 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.chmod(partial, info.mode & 0o7777)
-    os.utime(partial, (info.mtime, info.mtime))
-    os.replace(partial, target)
+def _make_folders(root: Path, relative: Path) -> Path:
+    """ROOT/RELATIVE and the folders above it; secrets' and state copies' folders private, like
+    the ones environments.create makes."""
+    folder = root
+    for part in relative.parts:
+        folder = folder / part
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise OperationError(f"cannot restore into {folder}: it is not a folder")
+        if not folder.exists():
+            folder.mkdir(mode=0o700 if part in PRIVATE_FOLDERS else 0o755)
+    return folder
 
 
 def describe(destination: Path) -> list[dict]:

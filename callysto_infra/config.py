@@ -56,6 +56,12 @@ class BackupSettings(Strict):
     keep: Annotated[int, Field(ge=1, le=100000)] = Field(
         default=30, description="archives kept in the destination; older ones are removed"
     )
+    signing_key_file: PathText | None = Field(
+        default=None, description="0600 Ed25519 private key that signs every archive"
+    )
+    trusted_signers: PathText | None = Field(
+        default=None, description="file of the public keys whose archives verify and restore trust"
+    )
 
 
 class ProjectConfig(Strict):

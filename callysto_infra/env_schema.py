@@ -20,6 +20,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from callysto_infra import validate
 from callysto_infra.errors import UsageError
 from callysto_infra.settings import Strict
+from callysto_infra.sizes import MIN_FREE_BYTES, human_size
 
 EnvType = Literal["dev", "prod", "local"]
 
@@ -44,6 +45,45 @@ def _zfs_size(value: str) -> str:
         return validate.zfs_size(value)
     except UsageError as exc:
         raise ValueError(str(exc)) from None
+
+
+def _size_number(value: object) -> object:
+    """A bare YAML number of bytes (`refquota: 1048576`) is a ZFS size too; a boolean is not."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+# The smallest default quota a new home can work with. Measured on zfs-fuse: a new, empty home
+# takes 112K of its refquota, a refquota under 128K cannot even be created ("out of space"), and
+# the hub answers 507 to a home with less than MIN_FREE_BYTES free; so below twice that the
+# student could not start a server at all.
+MIN_REFQUOTA = 2 * MIN_FREE_BYTES
+# zpool create refuses a device under 64M ("less than the minimum size").
+MIN_VDEV_BYTES = 64 << 20
+
+
+def _at_least(minimum: int, what: str):
+    def check(value: str) -> str:
+        size = validate.zfs_size_bytes(value)
+        if size is not None and size < minimum:
+            raise ValueError(
+                f"{value} is below the smallest {what}, {human_size(minimum)}: give at least "
+                f"{human_size(minimum)} (e.g. 1G)"
+            )
+        return value
+
+    return check
+
+
+def _no_none(value: str) -> str:
+    if value == "none":
+        raise ValueError("a file vdev needs a size such as 512M, not 'none'")
+    return value
+
+
+def _one_line(value: str) -> str:
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("must be one line of text, without control characters")
+    return value
 
 
 def _unix_user(value: str) -> str:
@@ -114,19 +154,23 @@ def _user_hash(value: str) -> str:
 
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 Domain = Annotated[str, AfterValidator(_domain)]
-ZfsSize = Annotated[str, AfterValidator(_zfs_size)]
+ZfsSize = Annotated[str, BeforeValidator(_size_number), AfterValidator(_zfs_size)]
+RefQuota = Annotated[ZfsSize, AfterValidator(_at_least(MIN_REFQUOTA, "quota a new home can use"))]
+VdevSize = Annotated[
+    ZfsSize, AfterValidator(_no_none), AfterValidator(_at_least(MIN_VDEV_BYTES, "ZFS device"))
+]
 VolumeId = Annotated[str, AfterValidator(_volume_id)]
 Uuid = Annotated[str, AfterValidator(_uuid)]
 UnixUser = Annotated[str, AfterValidator(_unix_user)]
 FloatingIp = Annotated[str, AfterValidator(_floating_ip)]
 Email = Annotated[str, AfterValidator(_email)]
-Text = Annotated[str, Field(min_length=1, max_length=255)]
 Duration = Annotated[int, BeforeValidator(_duration)]
 Memory = Annotated[int, BeforeValidator(_memory)]
-Cpus = Annotated[float, Field(gt=0, le=256, strict=False)]
+Cpus = Annotated[float, Field(gt=0, le=256)]
 Processes = Annotated[int, Field(ge=32, le=1_000_000)]
 UserHash = Annotated[str, AfterValidator(_user_hash)]
 GroupName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
+Text = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_one_line)]
 
 
 class HostSettings(Strict):
@@ -185,10 +229,10 @@ class HubSettings(Strict):
     """The hub's ZFS pool and its students' homes."""
 
     pool: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,30}$")] = "tank"
-    volume_size_gb: Annotated[int, Field(ge=1, le=16384)] = 25
+    volume_size_gb: Annotated[int, Field(ge=1, le=16384)] = 25  # strict: `yes` is no size
     existing_volumes: list[VolumeId] = Field(default_factory=list)
     floating_ip: FloatingIp | None = None
-    refquota: ZfsSize = "1G"
+    refquota: RefQuota = "1G"
 
     @model_validator(mode="after")
     def _two_or_no_volumes(self) -> HubSettings:
@@ -211,7 +255,7 @@ class LocalSettings(Strict):
     data_dir: Text = Field(
         default="data", description="where the pool's file vdevs live; relative to the environment"
     )
-    vdev_size: ZfsSize = "512M"
+    vdev_size: VdevSize = "512M"
 
 
 class GroupLimits(Strict):

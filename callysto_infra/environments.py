@@ -3,8 +3,10 @@ state, ...), and listing, loading and creating them. The rules of env.yaml are i
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -12,10 +14,10 @@ from typing import Any
 
 import yaml
 
-from callysto_infra import secretfiles, settings, validate
+from callysto_infra import paths, secretfiles, settings, validate
 from callysto_infra.env_schema import NEW_PROD, EnvConfig, EnvType, LocalSettings
 from callysto_infra.errors import UsageError
-from callysto_infra.settings import PROJECT_DIR, display
+from callysto_infra.paths import PROJECT_DIR, display  # noqa: F401 (PROJECT_DIR: others use it)
 
 ENV_FILE = "env.yaml"
 SALT_FILE = "saml-salt"
@@ -24,17 +26,14 @@ CLOUD_HUB_PREFIX = Path("/opt/jupyterhub")
 SHARED_DATA_ROOT = Path("/var/lib/callysto")
 
 
-def envs_dir() -> Path:
-    """Where environments live: $CALLYSTO_ENVS_DIR, else envs/ in the project."""
-    override = os.environ.get("CALLYSTO_ENVS_DIR")
-    return Path(override) if override else PROJECT_DIR / "envs"
+envs_dir = paths.envs_dir
 
 
 # --- environments on disk ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Environment:
+class Environment(paths.EnvPaths):
     """An environment directory with its validated configuration."""
 
     name: str
@@ -50,26 +49,8 @@ class Environment:
         return self.config.host.fqdn
 
     @property
-    def secrets_dir(self) -> Path:
-        return self.path / "secrets"
-
-    @property
     def salt_file(self) -> Path:
         return self.secrets_dir / SALT_FILE
-
-    @property
-    def ssh_key_file(self) -> Path:
-        """The private key operators use for this environment's hubs (its .pub is the key pair)."""
-        return self.secrets_dir / "ssh-key"
-
-    @property
-    def known_hosts_file(self) -> Path:
-        return self.secrets_dir / "known_hosts"
-
-    @property
-    def state_file(self) -> Path:
-        """Terraform's state for this environment; its 'hosts' output lists the hubs."""
-        return self.path / "terraform.tfstate"
 
     @property
     def group_vars_dir(self) -> Path:
@@ -107,7 +88,12 @@ def list_names() -> list[str]:
     root = envs_dir()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / ENV_FILE).is_file())
+    # Only real names: an environment being made ('.NAME.<id>.creating') is not one yet.
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if validate.ENV_NAME_RE.fullmatch(p.name) and (p / ENV_FILE).is_file()
+    )
 
 
 def parse_config(path: Path) -> EnvConfig:
@@ -121,6 +107,7 @@ def load(name: str | None) -> Environment:
         raise UsageError(
             "no environment given: use --env NAME (make: ENV=NAME) or set CALLYSTO_ENV"
         )
+    validate.env_name(name)
     known = list_names()
     if name not in known:
         hint = f"known: {', '.join(known)}" if known else "none exist yet"
@@ -208,44 +195,82 @@ _PROD_HEADER = """\
 
 
 def create(env_type: EnvType, name: str | None = None) -> Environment:
-    """Make envs/NAME with env.yaml, secrets/saml-salt and group_vars/. Never touches an existing one."""
+    """Make envs/NAME with env.yaml, secrets/saml-salt and group_vars/. Never touches an existing
+    one: of several processes making one name at once, exactly one succeeds."""
     root = envs_dir()
-    taken = set(list_names()) | ({p.name for p in root.iterdir()} if root.is_dir() else set())
-    if name is None:
-        if env_type == "prod":
-            raise UsageError("a prod environment needs a name: callysto env new prod NAME")
-        if env_type == "local":
-            name = "local"
-        else:
-            from callysto_infra.petname import pet_name
+    if name is None and env_type == "prod":
+        raise UsageError("a prod environment needs a name: callysto env new prod NAME")
+    # A pet name lost to another process making the same one at that moment is drawn again.
+    tries = 5 if name is None and env_type == "dev" else 1
+    lost: set[str] = set()
+    for attempt in range(tries):
+        chosen = name or _default_name(env_type, root, lost)
+        try:
+            return _create(env_type, validate.env_name(chosen), root)
+        except _Taken:
+            if attempt == tries - 1:
+                path = root / chosen
+                raise UsageError(
+                    f"environment '{chosen}' already exists at {display(path)}: "
+                    "it was left untouched"
+                ) from None
+            lost.add(chosen)
+    raise AssertionError("unreachable")
 
-            name = pet_name(taken)
-    validate.env_name(name)
+
+class _Taken(Exception):
+    """The environment's name was already taken, possibly a moment ago by another process."""
+
+
+def _default_name(env_type: EnvType, root: Path, lost: set[str]) -> str:
+    if env_type == "local":
+        return "local"
+    from callysto_infra.petname import pet_name
+
+    taken = set(list_names()) | ({p.name for p in root.iterdir()} if root.is_dir() else set())
+    return pet_name(taken | lost)
+
+
+def _create(env_type: EnvType, name: str, root: Path) -> Environment:
     path = root / name
-    if path.exists():
-        raise UsageError(
-            f"environment '{name}' already exists at {display(path)}: it was left untouched"
-        )
+    if path.exists() or path.is_symlink():
+        raise _Taken
     config = _initial_config(env_type, name)
     # What we write must be valid, but for what only the operator knows: a prod hub's volumes
     # and address, which load() then asks for.
     validated = EnvConfig.model_validate(config, context=NEW_PROD if env_type == "prod" else None)
 
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{name}.creating"
-    if tmp.exists():
-        import shutil
-
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    (tmp / "group_vars").mkdir()
-    (tmp / "group_vars" / ".gitkeep").touch()
-    secretfiles.write(tmp / "secrets" / SALT_FILE, secrets.token_urlsafe(32) + "\n")
-    header = _HEADER.format(name=name, type=env_type) + (_PROD_HEADER if env_type == "prod" else "")
-    text = header + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
-    (tmp / ENV_FILE).write_text(text, encoding="utf-8")
-    # Appear all at once: a half-made environment is never seen under its real name.
-    tmp.rename(path)
+    # Each process builds in a folder of its own, so none can delete or half-fill another's.
+    tmp = root / f".{name}.{os.getpid()}-{secrets.token_hex(4)}.creating"
+    made = False
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        made = True
+        (tmp / "group_vars").mkdir()
+        (tmp / "group_vars" / ".gitkeep").touch()
+        secretfiles.write(tmp / "secrets" / SALT_FILE, secrets.token_urlsafe(32) + "\n")
+        header = _HEADER.format(name=name, type=env_type)
+        header += _PROD_HEADER if env_type == "prod" else ""
+        text = header + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+        (tmp / ENV_FILE).write_text(text, encoding="utf-8")
+        # Appear all at once: a half-made environment is never seen under its real name. A
+        # directory renames onto an existing one only when that one is empty, so the first
+        # rename wins and every later one fails.
+        try:
+            os.rename(tmp, path)
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                raise _Taken from None
+            raise
+        made = False  # it is the environment now
+    except OSError as exc:
+        raise UsageError(
+            f"environment '{name}' could not be made in {display(root)} ({exc.strerror})"
+        ) from None
+    finally:
+        if made:
+            shutil.rmtree(tmp, ignore_errors=True)
     return Environment(name=name, path=path, config=validated)
 
 

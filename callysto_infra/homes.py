@@ -16,6 +16,7 @@ from callysto_infra import hubs as hubs_module
 from callysto_infra import progress, runner, userhash, validate, zfs
 from callysto_infra.errors import CallystoError, OperationError, UsageError
 from callysto_infra.hubs import Hub
+from callysto_infra.sizes import MIN_FREE_BYTES as MIN_FREE_BYTES  # the 507 floor, re-exported
 from callysto_infra.sizes import human_size
 
 if TYPE_CHECKING:
@@ -24,9 +25,6 @@ if TYPE_CHECKING:
 # Where a ban is recorded: `readonly` enforces it, but zfs-fuse reports a mounted dataset's
 # readonly as the mount's ("off", source temporary), so the ban itself is kept as data too.
 BANNED = "callysto:banned"
-# The hub refuses to start a student's server when the home has less free space than this (the
-# 507 page), so a pool with less cannot serve anyone. The hub gets it from the inventory.
-MIN_FREE_BYTES = 512 * 1024
 PROPERTIES = ("used", "referenced", "refquota", "available", "readonly", BANNED)
 SNAPSHOT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}")
 DATASET_NAME_RE = re.compile(r"[A-Za-z0-9_.:/-]+")

@@ -5,6 +5,7 @@ and brought back onto a hub when the hub's own snapshot is gone."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -152,20 +153,41 @@ class DirectoryDestination(Destination):
         chain = self._chain(streams, max(streams))
         return chain is None or len(chain) >= self.keep
 
-    def send(self, hub, home, new, base, advance) -> int:
+    def check(self) -> None:
+        """Refuse a root folder that is not there: a mistyped --to must not become a new folder
+        that nobody backs up."""
+        if not self.root.is_dir():
+            what = "is not a folder" if self.root.exists() else "does not exist"
+            raise UsageError(
+                f"homes backup folder {self.root} {what}: create it first, or give another with --to"
+            )
+
+    def private_folder(self, hub: hubs_module.Hub) -> Path:
+        """The hub's folder of streams, 0700, and every stream in it 0600: the streams hold every
+        student's files unencrypted. Folders and streams of earlier runs are fixed here too."""
+        self.check()
         folder = self.folder(hub)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
+            folder.chmod(0o700)
+            for path in folder.iterdir():
+                if path.is_file() and not path.is_symlink() and path.stat().st_mode & 0o077:
+                    path.chmod(0o600)
         except OSError as exc:
             raise UsageError(
-                f"homes backup folder {folder} cannot be made: {exc.strerror}"
+                f"homes backup folder {folder} cannot be made private: {exc.strerror}"
             ) from None
+        return folder
+
+    def send(self, hub, home, new, base, advance) -> int:
+        folder = self.private_folder(hub)
         kind = "full" if base is None else f"from-{base}"
         target = folder / f"{new}.{kind}.zfs"
         partial = folder / f".{target.name}.partial"
         argv = zfs.send_argv(home, new, replicate=True, base=base)
         try:
-            with partial.open("wb") as out:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as out:
                 moved = runner.transfer(on_hub(hub, argv), out, on_bytes=advance)
             # A stream file appears under its real name only once it is whole.
             partial.rename(target)
@@ -298,7 +320,9 @@ def destination(
             known_hosts=str(env.known_hosts_file),
         )
     if directory is not None:
-        return DirectoryDestination(Path(directory), settings.keep_at_destination)
+        folder = DirectoryDestination(Path(directory), settings.keep_at_destination)
+        folder.check()
+        return folder
     raise UsageError(
         f"no destination for the homes of '{env.name}': give --to DIR or --to-dataset "
         f"[user@]host:pool/dataset, or set homes_backup.directory or .dataset in env.yaml"

@@ -54,9 +54,12 @@ class Hub:
         if self.ssh_port != 22:
             argv += ["-p", str(self.ssh_port)]
         target = f"{self.ssh_user}@{self.address}" if self.ssh_user else self.address
-        argv += [target]
+        # '--' before the target: an address or user from the state that begins with '-' is
+        # then a host name ssh cannot resolve, never an option such as -oProxyCommand=. After
+        # it, ssh takes every later word as the remote command, even one beginning with '-'.
+        argv += ["--", target]
         if remote_argv:
-            argv += ["--", shlex.join(str(a) for a in remote_argv)]
+            argv += [shlex.join(str(a) for a in remote_argv)]
         return argv
 
     def run(self, argv: Sequence[str], **kwargs) -> runner.Result:
@@ -110,3 +113,54 @@ def find(env: Environment, name: str) -> Hub:
             return hub
     names = ", ".join(h.name for h in known) or "none"
     raise UsageError(f"host '{name}' is not in environment '{env.name}' (known: {names})")
+
+
+# --- the inventory as the read commands answer it, from the state alone ------------------------
+# The same hosts and groups Ansible's inventory plugin serves (inventory.build), without starting
+# Ansible: `ansible hosts`, `get-ipv4` and `get-ssh-user` only read a file.
+
+
+@dataclass(frozen=True)
+class InventoryHost:
+    name: str
+    address: str  # what Ansible connects to (ansible_host)
+    ssh_user: str | None  # None: this machine's own user (a local connection)
+    groups: tuple[str, ...]
+
+
+def inventory_hosts(env: Environment) -> list[InventoryHost]:
+    """Every host of ENV's inventory, each with the environment's own group among its groups."""
+    if env.type == "local":
+        hub = local_hub(env)
+        return [InventoryHost(hub.name, "127.0.0.1", None, hub.groups)]
+    found = []
+    for host in tfstate.hosts(env):
+        groups = host.groups if env.name in host.groups else (*host.groups, env.name)
+        found.append(InventoryHost(host.name, host.address, host.ssh_user or "root", groups))
+    return found
+
+
+def inventory_names(env: Environment, group: str | None = None) -> list[str]:
+    """The hosts of GROUP (a group or a host name; all hosts when None), sorted."""
+    known = inventory_hosts(env)
+    if group is None or group == "all":
+        return sorted(host.name for host in known)
+    if any(host.name == group for host in known):
+        return [group]
+    groups = {name for host in known for name in host.groups}
+    if group not in groups:
+        raise UsageError(f"unknown group or host '{group}' (groups: {', '.join(sorted(groups))})")
+    return sorted(host.name for host in known if group in host.groups)
+
+
+def inventory_host(env: Environment, name: str) -> InventoryHost:
+    """The host called NAME, or whose address is NAME."""
+    known = inventory_hosts(env)
+    for host in known:
+        if host.name == name:
+            return host
+    for host in known:
+        if host.address == name:
+            return host
+    names = ", ".join(sorted(host.name for host in known)) or "none"
+    raise UsageError(f"unknown host '{name}' (known: {names})")

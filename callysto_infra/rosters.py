@@ -68,8 +68,27 @@ def csv_text(addresses: Sequence[str], hashes: Sequence[str]) -> str:
 
 
 def write(path: str, text: str) -> None:
+    """Write the CSV TEXT to PATH, 0600: it maps students' addresses to their hashes. It appears
+    whole (written beside it, then renamed), replacing any file there; the folder must exist."""
+    import os
+    import secrets
+    from pathlib import Path
+
+    from callysto_infra.settings import display
+
+    target = Path(path)
+    folder = target.parent
+    if not folder.is_dir():
+        raise UsageError(
+            f"output folder {display(folder)} does not exist: create it first "
+            f"(mkdir -m 700 {display(folder)}) or choose another --output"
+        )
+    partial = folder / f".{target.name}.{secrets.token_hex(4)}.partial"
     try:
-        with open(path, "w", encoding="utf-8") as handle:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        partial.replace(target)
     except OSError as exc:
-        raise UsageError(f"output {path} cannot be written ({exc.strerror})") from None
+        partial.unlink(missing_ok=True)
+        raise UsageError(f"output {display(target)} cannot be written ({exc.strerror})") from None

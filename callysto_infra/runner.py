@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -33,6 +32,27 @@ class MissingProgram(OperationError):
         super().__init__(f"'{program}' was not found on PATH: {hint}")
 
 
+# --- signals ---------------------------------------------------------------------------------
+
+# The signal that last stopped us, when it was not the terminal's Ctrl-C.
+_stopped_by: int | None = None
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    global _stopped_by
+    _stopped_by = signum
+    raise KeyboardInterrupt
+
+
+def interrupt_on_hangup() -> None:
+    """Treat SIGHUP (the terminal closed) and SIGTERM (kill) as Ctrl-C: the command stops where it
+    is and its cleanups run (plan files removed, the lock released) instead of the process
+    vanishing mid-prompt. A signal already ignored (nohup) stays ignored."""
+    for signum in (signal.SIGHUP, signal.SIGTERM):
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, _interrupt)
+
+
 def which(program: str, hint: str) -> str:
     """Return the full path of PROGRAM, or fail with a line that says how to install it."""
     path = shutil.which(program)
@@ -50,11 +70,13 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     timeout: float | None = None,
+    umask: int = -1,
 ) -> Result:
     """Run ARGV (a list, one element per argument) and return its result.
 
     With check, a non-zero exit raises OperationError carrying the program's last stderr line.
     Without capture, output streams straight to the terminal (long Terraform or Ansible runs).
+    UMASK (e.g. 0o077) is the program's, for programs that write secrets with open modes.
     """
     argv = [str(a) for a in argv]
     full_env = None
@@ -70,6 +92,7 @@ def run(
             cwd=cwd,
             timeout=timeout,
             check=False,
+            umask=umask,
         )
     except FileNotFoundError as exc:
         raise OperationError(f"cannot run '{argv[0]}': {exc.strerror}") from exc
@@ -108,17 +131,19 @@ def stream(
     check: bool = True,
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    umask: int = -1,
 ) -> Result:
     """Run ARGV with its output going to our stdout and stderr as it is written (long runs).
 
     Ctrl-C at the terminal reaches the program as well as us: we keep waiting while it cleans up
     (Terraform finishes what is in flight and writes its state) instead of killing it, then
-    re-raise the interrupt.
+    re-raise the interrupt. A SIGHUP or SIGTERM that reached only us is passed on as that Ctrl-C.
     """
+    global _stopped_by
     argv = [str(a) for a in argv]
     full_env = {**os.environ, **env} if env is not None else None
     try:
-        proc = subprocess.Popen(argv, env=full_env, cwd=cwd)
+        proc = subprocess.Popen(argv, env=full_env, cwd=cwd, umask=umask)
     except FileNotFoundError as exc:
         raise OperationError(f"cannot run '{argv[0]}': {exc.strerror}") from exc
     interrupted = False
@@ -128,6 +153,10 @@ def stream(
             break
         except KeyboardInterrupt:
             interrupted = True
+            if _stopped_by is not None:
+                _stopped_by = None
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGINT)
     if interrupted:
         raise KeyboardInterrupt
     result = Result(tuple(argv), returncode, "", "")
@@ -159,6 +188,8 @@ def transfer(
     bytes pass through us on the way so ON_BYTES can drive a progress bar. A failure of either
     program raises OperationError with the most telling line of its stderr.
     """
+    import tempfile
+
     full_env = {**os.environ, **env} if env is not None else None
     procs: list[tuple[list[str], subprocess.Popen, BinaryIO]] = []
 

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+# The hub refuses to start a student's server when the home has less free space than this (the
+# 507 page), so a pool with less cannot serve anyone. The hub gets it from the inventory.
+MIN_FREE_BYTES = 512 * 1024
+
 
 def human_size(value: float | None) -> str:
     """VALUE bytes as zfs prints them (1.5G, 512K, 100B); None (no quota) is 'none'."""

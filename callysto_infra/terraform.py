@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callysto_infra import locking, runner, tfstate
+from callysto_infra import locking, runner, secretfiles, tfstate
 from callysto_infra.errors import OperationError, UsageError
+from callysto_infra.paths import PROJECT_DIR, display
 from callysto_infra.progress import Say
-from callysto_infra.settings import PROJECT_DIR, display
 
 if TYPE_CHECKING:
     from callysto_infra.environments import Environment
@@ -32,6 +32,9 @@ TFVARS_FILE = "terraform.tfvars.json"
 PLAN_FILE = "terraform.tfplan"
 PLAN_INFO_FILE = "terraform.tfplan.json"
 DESTROY_PLAN_FILE = "destroy.tfplan"
+# What Terraform writes that can hold secrets (resource attributes, variables): private to the
+# operator, however the umask of the shell that ran it was set.
+PRIVATE_FILES = ("terraform.tfstate", "terraform.tfstate.backup", "*.tfplan", "*.tfplan.json")
 BINARY_VAR = "CALLYSTO_TERRAFORM"
 INSTALL_HINT = (
     "install Terraform >= 1.0 (https://developer.hashicorp.com/terraform/install) or OpenTofu "
@@ -52,16 +55,56 @@ ShowPlan = Callable[[list[str]], None]
 @dataclass(frozen=True)
 class Operator:
     """How a command that asks before changing things talks with the operator: its steps (one
-    line each), the summary of the plan it asks about, and the yes/no question itself."""
+    line each), the summary of the plan it asks about, and the yes/no question itself.
+
+    A prod environment asks more: its name, typed at a terminal (TYPE_NAME, which returns what was
+    typed), unless CONFIRM_PROD (--confirm-prod) already names it. Without a terminal to ask at
+    (INTERACTIVE false) and without CONFIRM_PROD, a change to prod is refused before it starts."""
 
     say: Say
     show_plan: ShowPlan
     confirm: Confirm
+    type_name: Callable[[str], str] | None = None
+    interactive: bool = False
+    confirm_prod: str | None = None
 
 
 class Aborted(OperationError):
     def __init__(self) -> None:
         super().__init__("aborted: nothing was changed")
+
+
+def _prod_may_change(env: Environment, operator: Operator, action: str) -> None:
+    """Before anything runs: refuse a change to prod that nobody can confirm, or whose
+    --confirm-prod names another environment."""
+    if env.type != "prod":
+        if operator.confirm_prod is not None and operator.confirm_prod != env.name:
+            raise UsageError(
+                f"--confirm-prod {operator.confirm_prod} does not name environment '{env.name}'"
+            )
+        return
+    if operator.confirm_prod is None and not operator.interactive:
+        raise UsageError(
+            f"environment '{env.name}' is prod: {action} needs its name typed at a terminal, "
+            f"or --confirm-prod {env.name} (make: CONFIRM_PROD={env.name}); nothing was changed"
+        )
+    if operator.confirm_prod is not None and operator.confirm_prod != env.name:
+        raise UsageError(
+            f"environment '{env.name}' is prod: --confirm-prod {operator.confirm_prod} does not "
+            f"name it (--confirm-prod {env.name}); nothing was changed"
+        )
+
+
+def _approved(env: Environment, operator: Operator, question: str, auto_approve: bool) -> bool:
+    """After the summary was shown: prod needs its name (given or typed), anything else a yes."""
+    if env.type == "prod":
+        if operator.confirm_prod == env.name:
+            return True
+        if operator.type_name is None:
+            return False
+        operator.say(f"'{env.name}' is a PRODUCTION environment: {question}")
+        return operator.type_name(f"Type the environment's name ({env.name}) to go on") == env.name
+    return auto_approve or operator.confirm(question)
 
 
 # --- the binary ------------------------------------------------------------------------------
@@ -220,13 +263,16 @@ class Workspace:
     def run(self, *args: str, stream: bool = False, check: bool = True) -> runner.Result:
         argv = [self.binary.path, f"-chdir={self.env.path}", *args]
         environ = {"TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
-        if stream:
-            if not sys.stdout.isatty():
+        try:
+            if stream:
+                if not sys.stdout.isatty():
+                    argv.insert(3, "-no-color")
+                return runner.stream(argv, check=check, env=environ, umask=0o077)
+            if args and args[0] not in ("version", "fmt"):
                 argv.insert(3, "-no-color")
-            return runner.stream(argv, check=check, env=environ)
-        if args and args[0] not in ("version", "fmt"):
-            argv.insert(3, "-no-color")
-        result = runner.run(argv, check=False, env=environ)
+            result = runner.run(argv, check=False, env=environ, umask=0o077)
+        finally:
+            self.make_private()
         if check and not result.ok:
             raise OperationError(
                 f"{self.binary.name} {args[0]} failed for environment '{self.env.name}': "
@@ -234,10 +280,22 @@ class Workspace:
             )
         return result
 
-    def prepare(self) -> dict[str, Any] | None:
-        """Check the state, write the root and initialise it when needed; returns the state."""
+    def make_private(self) -> None:
+        """States, plans and state backups 0600, state-backups/ 0700: also those written before."""
+        found = [p for pattern in PRIVATE_FILES for p in self.env.path.glob(pattern)]
+        backups = self.env.path / locking.BACKUP_DIR
+        secretfiles.make_private([*found, backups, *locking.backups(self.env.state_file)])
+
+    def prepare_root(self) -> dict[str, Any] | None:
+        """Fix the private files, check the state, write the root."""
+        self.make_private()
         state = tfstate.read(self.env)
         write_root(self.env)
+        return state
+
+    def prepare(self) -> dict[str, Any] | None:
+        """Check the state, write the root and initialise it when needed; returns the state."""
+        state = self.prepare_root()
         if not (self.env.path / ".terraform" / "modules" / "modules.json").exists():
             self.say(f"initialising {display(self.env.path)} (first run)")
             self.run("init", "-input=false")
@@ -253,12 +311,15 @@ class Workspace:
         return self.show_json(out)
 
     def apply_plan(self, plan: Path) -> None:
-        locking.backup(self.env.state_file)
+        tfstate.backup(self.env)
         self.run("apply", "-input=false", str(plan.resolve()), stream=True)
 
-    def forget_plans(self) -> None:
+    def forget_plans(self, *others: Path) -> None:
         for path in (self.plan_file, self.plan_info_file, self.env.path / DESTROY_PLAN_FILE):
             path.unlink(missing_ok=True)
+        for path in others:
+            path.unlink(missing_ok=True)
+            info_file(path).unlink(missing_ok=True)
 
 
 @contextmanager
@@ -267,6 +328,9 @@ def _guarded(env: Environment, action: str, say: Say) -> Iterator[Workspace]:
     workspace = Workspace(env, say)
     workspace.banner(action)
     with locking.hold(env.path, env.name, f"callysto terraform {action}"):
+        # A destroy plan is never kept: one found by the lock's holder was left by a command that
+        # was stopped (an older callysto, a kill -9), and goes before it can be applied by mistake.
+        (env.path / DESTROY_PLAN_FILE).unlink(missing_ok=True)
         yield workspace
 
 
@@ -277,10 +341,70 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
-def _state_mark(state: dict[str, Any] | None) -> dict[str, Any]:
-    if state is None:
-        return {"lineage": None, "serial": None}
-    return {"lineage": state.get("lineage"), "serial": state.get("serial")}
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def _state_mark(env: Environment) -> dict[str, Any]:
+    """What a plan was made against: the state's serial and lineage, and its exact bytes."""
+    state = tfstate.read(env)
+    return {
+        "serial": None if state is None else state.get("serial"),
+        "lineage": None if state is None else state.get("lineage"),
+        "sha256": _sha256(env.state_file),
+    }
+
+
+def info_file(plan: Path) -> Path:
+    """The record 'callysto terraform plan' writes beside each plan it saves."""
+    return plan.with_name(f"{plan.name}.json")
+
+
+def _plan_info(env: Environment, plan: Path) -> dict[str, Any]:
+    return {
+        "plan_sha256": _sha256(plan),
+        "environment": env.name,
+        "env_yaml_sha256": _sha256(env.path / "env.yaml"),
+        "tfvars": _digest(tfvars(env)),
+        "state": _state_mark(env),
+        "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    }
+
+
+def _plan_problem(env: Environment, plan: Path) -> str | None:
+    """Why PLAN may not be applied to ENV now (a phrase following the plan's name), or None.
+
+    Only a plan saved by 'callysto terraform plan' is applied: its record says for which
+    environment, env.yaml and state it was made, and holds the plan's own checksum, so a plan left
+    by a stopped command, copied from elsewhere or made before the state moved on is refused."""
+    record = info_file(plan)
+    try:
+        info = json.loads(record.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"was not saved by 'callysto terraform plan' (there is no {record.name} beside it)"
+    except (OSError, UnicodeDecodeError, ValueError):
+        info = None
+    if not isinstance(info, dict):
+        return f"has a {record.name} beside it that callysto did not write"
+    if info.get("plan_sha256") != _sha256(plan):
+        return "was changed after 'callysto terraform plan' saved it"
+    if info.get("environment") != env.name:
+        return f"was made for environment '{info.get('environment')}', not '{env.name}'"
+    if info.get("env_yaml_sha256") != _sha256(env.path / "env.yaml") or info.get(
+        "tfvars"
+    ) != _digest(tfvars(env)):
+        return f"is stale: env.yaml of '{env.name}' changed since the plan was made"
+    now = _state_mark(env)
+    if info.get("state") != now:
+        then = (info.get("state") or {}).get("serial")
+        return (
+            f"is stale: the state of '{env.name}' changed since the plan was made "
+            f"(serial {then}, now {now['serial']})"
+        )
+    return None
 
 
 def plan_environment(plan: dict[str, Any]) -> str | None:
@@ -326,21 +450,8 @@ def _show_summary(plan: dict[str, Any], show_plan: ShowPlan) -> dict[str, int]:
     return counts
 
 
-def _saved_plan_is_current(workspace: Workspace, state: dict[str, Any] | None) -> bool:
-    try:
-        info = json.loads(workspace.plan_info_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (
-        workspace.plan_file.exists()
-        and info.get("environment") == workspace.env.name
-        and info.get("tfvars") == _digest(tfvars(workspace.env))
-        and info.get("state") == _state_mark(state)
-    )
-
-
-def _check_bound(workspace: Workspace, plan_path: Path) -> None:
-    """Refuse a plan file that was made for another environment."""
+def _bound_document(workspace: Workspace, plan_path: Path) -> dict[str, Any]:
+    """The plan as data, refused when it is not a plan or was made for another environment."""
     try:
         document = workspace.show_json(plan_path)
     except (OperationError, ValueError):
@@ -351,6 +462,7 @@ def _check_bound(workspace: Workspace, plan_path: Path) -> None:
             f"plan {display(plan_path)} was made for environment '{made_for}', not "
             f"'{workspace.env.name}': run 'callysto terraform plan --env {workspace.env.name}'"
         )
+    return document
 
 
 # --- the commands --------------------------------------------------------------------------
@@ -360,24 +472,24 @@ def _check_bound(workspace: Workspace, plan_path: Path) -> None:
 
 def init(env: Environment, *, say: Say) -> None:
     with _guarded(env, "init", say) as workspace:
-        tfstate.read(env)
-        write_root(env)
+        workspace.prepare_root()
         workspace.run("init", "-input=false", stream=True)
 
 
 def plan(env: Environment, *, say: Say) -> None:
     """Plan, showing Terraform's own account of it, and save the plan (bound to ENV) for 'apply'."""
     with _guarded(env, "plan", say) as workspace:
-        state = workspace.prepare()
+        workspace.prepare()
         workspace.forget_plans()
-        workspace.run("plan", "-input=false", f"-out={PLAN_FILE}", stream=True)
-        info = {
-            "environment": env.name,
-            "tfvars": _digest(tfvars(env)),
-            "state": _state_mark(state),
-            "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        }
-        workspace.plan_info_file.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        try:
+            workspace.run("plan", "-input=false", f"-out={PLAN_FILE}", stream=True)
+            secretfiles.write(
+                workspace.plan_info_file,
+                json.dumps(_plan_info(env, workspace.plan_file), indent=2) + "\n",
+            )
+        except BaseException:
+            workspace.forget_plans()  # a plan without its record, or cut short, is no plan
+            raise
         say(
             f"saved the plan for '{env.name}' in {display(workspace.plan_file)}: apply it with "
             f"'callysto terraform apply --env {env.name}'"
@@ -391,48 +503,52 @@ def apply(
     plan_file: Path | None = None,
     operator: Operator,
 ) -> None:
-    """Apply the saved plan if it is still current; otherwise plan, show the summary and ask."""
+    """Apply the saved plan if it is still current; otherwise plan, show the summary and ask.
+    Prod asks for its name in every case (a saved plan, a --plan FILE, a new plan)."""
     say = operator.say
+    _prod_may_change(env, operator, "apply")
     with _guarded(env, "apply", say) as workspace:
-        state = workspace.prepare()
+        if plan_file is not None:
+            problem = _plan_problem(env, plan_file)
+            if problem:
+                raise UsageError(
+                    f"plan {display(plan_file)} {problem}: run 'callysto terraform plan --env "
+                    f"{env.name}' and apply that (nothing was changed)"
+                )
+        workspace.prepare()
+        applied: Path | None = None
         try:
+            question = f"Apply these changes to '{env.name}'?"
             if plan_file is not None:
-                _check_bound(workspace, plan_file)
-                chosen = plan_file
                 say(f"applying {display(plan_file)}")
-            elif _saved_plan_is_current(workspace, state):
+                chosen = plan_file
+                _show_summary(_bound_document(workspace, chosen), operator.show_plan)
+                approved = env.type != "prod" or _approved(env, operator, question, True)
+            elif _plan_problem(env, workspace.plan_file) is None:
                 chosen = workspace.plan_file
                 say(f"applying the plan saved by 'callysto terraform plan' ({display(chosen)})")
+                _show_summary(_bound_document(workspace, chosen), operator.show_plan)
+                approved = env.type != "prod" or _approved(env, operator, question, True)
             else:
                 say("no current saved plan: planning now")
-                document = workspace.plan(out=workspace.plan_file)
+                chosen = workspace.plan_file
+                document = workspace.plan(out=chosen)
                 counts = _show_summary(document, operator.show_plan)
                 if not any(counts.values()):
                     say("nothing to change")
                     return
-                if not auto_approve and not operator.confirm(
-                    f"Apply these changes to '{env.name}'?"
-                ):
-                    raise Aborted()
-                chosen = workspace.plan_file
+                approved = _approved(env, operator, question, auto_approve)
+            if not approved:
+                raise Aborted()
+            applied = chosen
             workspace.apply_plan(chosen)
         finally:
             # Applied or not, a saved plan is stale once apply has run against the state.
-            workspace.forget_plans()
+            workspace.forget_plans(*([applied] if applied is not None else []))
 
 
-def destroy(
-    env: Environment,
-    *,
-    auto_approve: bool = False,
-    confirm_prod: str | None = None,
-    operator: Operator,
-) -> None:
-    if env.type == "prod" and confirm_prod != env.name:
-        raise UsageError(
-            f"environment '{env.name}' is prod: destroying its hub needs --confirm-prod "
-            f"{env.name} (its volumes and floating IP are adopted and stay)"
-        )
+def destroy(env: Environment, *, auto_approve: bool = False, operator: Operator) -> None:
+    _prod_may_change(env, operator, "destroy (its volumes and floating IP are adopted and stay)")
     with _guarded(env, "destroy", operator.say) as workspace:
         state = workspace.prepare()
         if not state or not state.get("resources"):
@@ -442,9 +558,8 @@ def destroy(
         try:
             document = workspace.plan("-destroy", out=out)
             _show_summary(document, operator.show_plan)
-            if not auto_approve and not operator.confirm(
-                f"Destroy these resources of '{env.name}'?"
-            ):
+            question = f"Destroy these resources of '{env.name}'?"
+            if not _approved(env, operator, question, auto_approve):
                 raise Aborted()
             workspace.apply_plan(out)
         finally:
@@ -467,7 +582,9 @@ def list_targets(env: Environment, *, say: Say) -> list[str]:
     return tfstate.addresses(tfstate.read(env))
 
 
-def taint(env: Environment, target: str, *, say: Say) -> None:
+def taint(env: Environment, target: str, *, operator: Operator) -> None:
+    say = operator.say
+    _prod_may_change(env, operator, "taint")
     with _guarded(env, "taint", say) as workspace:
         state = workspace.prepare()
         if state is None:
@@ -478,7 +595,10 @@ def taint(env: Environment, target: str, *, say: Say) -> None:
                 f"'{target}' is not a resource of environment '{env.name}' (known: "
                 f"{', '.join(known) or 'none'}); see 'callysto terraform list-targets'"
             )
-        locking.backup(env.state_file)
+        operator.show_plan([f"  -/+ {target} (replaced at the next apply)"])
+        if not _approved(env, operator, f"Taint {target} of '{env.name}'?", True):
+            raise Aborted()
+        tfstate.backup(env)
         workspace.forget_plans()
         workspace.run("taint", target)
         say(f"{target} will be replaced at the next apply")
@@ -498,6 +618,7 @@ def rebuild(
             f"environment '{env.name}' adopts existing volumes: --with-volumes cannot replace "
             "them (they are not Terraform's to delete)"
         )
+    _prod_may_change(env, operator, "hub rebuild")
     with _guarded(env, "hub rebuild", operator.say) as workspace:
         known = tfstate.addresses(workspace.prepare())
         if INSTANCE not in known:
@@ -513,7 +634,8 @@ def rebuild(
         try:
             document = workspace.plan(*(f"-replace={a}" for a in replace), out=workspace.plan_file)
             _show_summary(document, operator.show_plan)
-            if not auto_approve and not operator.confirm(f"Rebuild the hub of '{env.name}'?"):
+            question = f"Rebuild the hub of '{env.name}'?"
+            if not _approved(env, operator, question, auto_approve):
                 raise Aborted()
             workspace.apply_plan(workspace.plan_file)
         finally:

@@ -15,7 +15,7 @@ import pyrage
 import pytest
 from pyrage import x25519
 
-from callysto_infra import backup, environments
+from callysto_infra import backup, backup_signing, environments
 from callysto_infra.errors import OperationError
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -37,9 +37,12 @@ def secret_file(path: Path, text: str) -> Path:
 
 @pytest.fixture
 def keys(tmp_path):
-    """An age identity (0600 file), its recipients file, a stranger's identity and a passphrase."""
+    """An age identity (0600 file), its recipients file, a stranger's identity, a passphrase, and
+    the operator's signing key with the trusted signers file listing it."""
     folder = tmp_path / "keys"
-    folder.mkdir()
+    folder.mkdir(mode=0o700)
+    signing_key, signers = folder / "signing-key", folder / "trusted-signers"
+    backup_signing.keygen(signing_key, signers)
     mine, stranger = x25519.Identity.generate(), x25519.Identity.generate()
     recipients = folder / "recipients.txt"
     recipients.write_text(f"# the operators' backup key\n{mine.to_public()}\n")
@@ -49,6 +52,8 @@ def keys(tmp_path):
         "recipients": recipients,
         "passphrase": secret_file(folder / "passphrase", "correct horse battery staple\n"),
         "wrong_passphrase": secret_file(folder / "wrong", "incorrect horse\n"),
+        "signing_key": signing_key,
+        "signers": signers,
     }
 
 
@@ -76,7 +81,7 @@ def snapshot_tree(root: Path) -> dict[str, tuple[bytes, int]]:
     return {
         p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mode & 0o777)
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != ".lock"  # a command's lock, never backed up
     }
 
 
@@ -84,9 +89,11 @@ def sensitive(tree: dict) -> dict:
     return {k: v for k, v in tree.items() if not k.endswith("main.tf")}
 
 
-def make_backup(callysto, dest: Path, *key_args: str) -> Path:
+def make_backup(callysto, dest: Path, keys: dict, *key_args: str) -> Path:
     dest.mkdir(exist_ok=True)
-    result = callysto("backup", "--to", str(dest), *key_args)
+    result = callysto(
+        "backup", "--to", str(dest), "--signing-key", str(keys["signing_key"]), *key_args
+    )
     assert result.returncode == 0, result.stderr
     path = Path(result.stdout.strip())
     assert path.parent == dest and path.is_file()
@@ -97,7 +104,9 @@ def test_backup_delete_restore_gives_back_every_file_byte_identical(
     callysto, estate, keys, tmp_path
 ):
     before = snapshot_tree(estate)
-    archive = make_backup(callysto, tmp_path / "dest", "--recipients-file", str(keys["recipients"]))
+    archive = make_backup(
+        callysto, tmp_path / "dest", keys, "--recipients-file", str(keys["recipients"])
+    )
     data = archive.read_bytes()
     assert data.startswith(AGE_MAGIC)
     salt = (estate / "local" / "secrets" / "saml-salt").read_text().strip()
@@ -109,6 +118,8 @@ def test_backup_delete_restore_gives_back_every_file_byte_identical(
         "backup",
         "restore",
         str(archive),
+        "--signer-file",
+        str(keys["signers"]),
         "--to",
         str(tmp_path),
         "--identity",
@@ -124,7 +135,9 @@ def test_backup_delete_restore_gives_back_every_file_byte_identical(
 
 def test_archive_opens_with_the_standard_age_tool(callysto, estate, keys, tmp_path):
     """An operator without this project can still get the data back: age + tar."""
-    archive = make_backup(callysto, tmp_path / "dest", "--recipients-file", str(keys["recipients"]))
+    archive = make_backup(
+        callysto, tmp_path / "dest", keys, "--recipients-file", str(keys["recipients"])
+    )
     plain = subprocess.run(
         ["age", "-d", "-i", str(keys["identity"]), str(archive)], capture_output=True, check=True
     ).stdout
@@ -144,6 +157,7 @@ def test_passphrase_and_destination_come_from_callysto_yaml(
     dest.mkdir()
     project_config.write_text(
         f"backup:\n  destination: archives\n  passphrase_file: {keys['passphrase']}\n  keep: 5\n"
+        f"  signing_key_file: {keys['signing_key']}\n  trusted_signers: {keys['signers']}\n"
     )
     result = callysto("backup")
     assert result.returncode == 0, result.stderr
@@ -162,8 +176,18 @@ def test_passphrase_and_destination_come_from_callysto_yaml(
 def test_verify_with_a_wrong_identity_fails_clearly(
     callysto, estate, keys, tmp_path, one_line_error
 ):
-    archive = make_backup(callysto, tmp_path / "dest", "--recipients-file", str(keys["recipients"]))
-    result = callysto("backup", "verify", str(archive), "--identity", str(keys["stranger"]))
+    archive = make_backup(
+        callysto, tmp_path / "dest", keys, "--recipients-file", str(keys["recipients"])
+    )
+    result = callysto(
+        "backup",
+        "verify",
+        str(archive),
+        "--signer-file",
+        str(keys["signers"]),
+        "--identity",
+        str(keys["stranger"]),
+    )
     line = one_line_error(result, code=2)
     assert "encrypted to other keys" in line and str(keys["stranger"]) in line
 
@@ -171,31 +195,59 @@ def test_verify_with_a_wrong_identity_fails_clearly(
 def test_verify_with_a_wrong_passphrase_fails_clearly(
     callysto, estate, keys, tmp_path, one_line_error
 ):
-    archive = make_backup(callysto, tmp_path / "dest", "--passphrase-file", str(keys["passphrase"]))
+    archive = make_backup(
+        callysto, tmp_path / "dest", keys, "--passphrase-file", str(keys["passphrase"])
+    )
     wrong = callysto(
-        "backup", "verify", str(archive), "--passphrase-file", str(keys["wrong_passphrase"])
+        "backup",
+        "verify",
+        str(archive),
+        "--signer-file",
+        str(keys["signers"]),
+        "--passphrase-file",
+        str(keys["wrong_passphrase"]),
     )
     assert "wrong passphrase" in one_line_error(wrong, code=2)
-    with_identity = callysto("backup", "verify", str(archive), "--identity", str(keys["identity"]))
+    with_identity = callysto(
+        "backup",
+        "verify",
+        str(archive),
+        "--signer-file",
+        str(keys["signers"]),
+        "--identity",
+        str(keys["identity"]),
+    )
     assert "encrypted with a passphrase" in one_line_error(with_identity, code=2)
 
 
 @pytest.mark.parametrize("damage", ["flip-a-byte", "truncate"])
 def test_verify_detects_a_damaged_archive(callysto, estate, keys, tmp_path, damage, one_line_error):
-    archive = make_backup(callysto, tmp_path / "dest", "--recipients-file", str(keys["recipients"]))
+    archive = make_backup(
+        callysto, tmp_path / "dest", keys, "--recipients-file", str(keys["recipients"])
+    )
     data = bytearray(archive.read_bytes())
     if damage == "flip-a-byte":
         data[len(data) // 2] ^= 0x01
     else:
         del data[len(data) - 40 :]
     archive.write_bytes(bytes(data))
-    result = callysto("backup", "verify", str(archive), "--identity", str(keys["identity"]))
+    result = callysto(
+        "backup",
+        "verify",
+        str(archive),
+        "--signer-file",
+        str(keys["signers"]),
+        "--identity",
+        str(keys["identity"]),
+    )
     assert "is damaged" in one_line_error(result, code=1)
     restored = tmp_path / "restored"
     result = callysto(
         "backup",
         "restore",
         str(archive),
+        "--signer-file",
+        str(keys["signers"]),
         "--to",
         str(restored),
         "--identity",
@@ -225,9 +277,12 @@ def test_verify_catches_a_file_that_differs_from_its_manifest(estate, keys, tmp_
     identity = x25519.Identity.from_str(keys["identity"].read_text().strip())
     archive = tmp_path / "tampered.tar.gz.age"
     archive.write_bytes(pyrage.encrypt(buffer.getvalue(), [identity.to_public()]))
+    # Signed by the operator: the signature vouches for who made it, the manifest for its files.
+    backup_signing.sign(archive, backup_signing.read_signing_key(keys["signing_key"]))
     key = backup.decryption_key(identity=keys["identity"])
+    signers = backup_signing.read_signers(keys["signers"])
     with pytest.raises(OperationError, match=f"{name} does not match its SHA-256"):
-        backup.verify(archive, key)
+        backup.verify(archive, key, signers)
 
 
 def test_backup_refuses_to_write_plain_text_without_a_key(
@@ -260,11 +315,14 @@ def test_backup_to_a_read_only_destination_says_so(
 
 
 def test_restore_never_overwrites_without_force(callysto, estate, keys, tmp_path, one_line_error):
-    archive = make_backup(callysto, tmp_path / "dest", "--recipients-file", str(keys["recipients"]))
+    archive = make_backup(
+        callysto, tmp_path / "dest", keys, "--recipients-file", str(keys["recipients"])
+    )
     env_yaml = estate / "local" / "env.yaml"
     original = env_yaml.read_bytes()
     env_yaml.write_text("# edited since the backup\n")
     restore = ["backup", "restore", str(archive), "--to", str(tmp_path)]
+    restore += ["--signer-file", str(keys["signers"])]
     restore += ["--identity", str(keys["identity"])]
     result = callysto(*restore)
     assert "use --force" in one_line_error(result, code=2)
@@ -280,11 +338,14 @@ def test_retention_keeps_the_newest_archives(callysto, estate, keys, tmp_path):
     dest.mkdir()
     (dest / "notes.txt").write_text("not an archive: never removed\n")
     written = [
-        make_backup(callysto, dest, "--recipients-file", str(keys["recipients"]), "--keep", "2")
+        make_backup(
+            callysto, dest, keys, "--recipients-file", str(keys["recipients"]), "--keep", "2"
+        )
         for _ in range(4)
     ]
     remaining = sorted(p.name for p in dest.iterdir())
-    assert remaining == sorted([written[2].name, written[3].name, "notes.txt"])
+    kept = [written[2].name, written[3].name]
+    assert remaining == sorted([*kept, *(f"{name}.sig" for name in kept), "notes.txt"])
     listed = callysto("backup", "list", "--to", str(dest), "--json")
     assert [row["archive"] for row in json.loads(listed.stdout)] == [
         written[3].name,
@@ -315,6 +376,7 @@ def test_an_unwritable_destination_mid_write_leaves_no_partial_archive(estate, k
     dest = tmp_path / "dest"
     dest.mkdir()
     key = backup.encryption_key(recipients_file=keys["recipients"])
+    signing_key = backup_signing.read_signing_key(keys["signing_key"])
 
     class Boom(Exception):
         pass
@@ -323,5 +385,5 @@ def test_an_unwritable_destination_mid_write_leaves_no_partial_archive(estate, k
         raise Boom
 
     with pytest.raises(Boom):
-        backup.create(dest, key, advance=explode)
+        backup.create(dest, key, signing_key, advance=explode)
     assert list(dest.iterdir()) == []

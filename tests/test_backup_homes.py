@@ -137,6 +137,7 @@ def test_deleted_file_comes_back_from_the_replica_pool(callysto, hub, backup_poo
 
 def test_deleted_file_comes_back_from_stream_files(callysto, hub, tmp_path):
     folder = tmp_path / "streams"
+    folder.mkdir()
     lost = hub["home"] / BOB / "data" / "results.csv"
     original = lost.read_bytes()
     first = run_backup(callysto, "--to", str(folder))
@@ -168,6 +169,7 @@ def test_deleted_file_comes_back_from_stream_files(callysto, hub, tmp_path):
 
 def test_restore_without_force_keeps_the_students_current_files(callysto, hub, tmp_path):
     folder = tmp_path / "streams"
+    folder.mkdir()
     snap = run_backup(callysto, "--to", str(folder))
     current = hub["home"] / ALICE / "data" / "results.csv"
     current.write_text("the student's newer version\n")
@@ -182,6 +184,7 @@ def test_restore_without_force_keeps_the_students_current_files(callysto, hub, t
 
 def test_retention_prunes_old_snapshots_and_status_shows_newest_and_oldest(callysto, hub, tmp_path):
     folder = tmp_path / "streams"
+    folder.mkdir()
     taken = [run_backup(callysto, "--to", str(folder)) for _ in range(3)]
     assert our_snapshots(hub["dataset"]) == taken[1:]  # keep: 2 in env.yaml
     for user in (ALICE, BOB):
@@ -205,6 +208,7 @@ def test_restoring_a_snapshot_the_backup_does_not_hold_changes_nothing(
     callysto, hub, tmp_path, one_line_error
 ):
     folder = tmp_path / "streams"
+    folder.mkdir()
     snap = run_backup(callysto, "--to", str(folder))
     before = names("all", hub["pool"].name), sorted((folder / "localhost").iterdir())
     result = callysto(
@@ -265,6 +269,7 @@ def test_stream_folder_prunes_whole_chains_and_keeps_the_newest_restorable(hub, 
     from callysto_infra import homes_backup, hubs
 
     env = environments.load("local")
+    (tmp_path / "streams").mkdir()
     dest = homes_backup.DirectoryDestination(tmp_path / "streams", keep=2)
     (local,) = hubs.hubs(env)
     taken = [homes_backup.backup_hub(env, local, dest, keep=5).snapshot for _ in range(5)]
@@ -295,6 +300,7 @@ def test_homes_restore_refuses_a_user_that_is_not_a_hash(callysto, hub, tmp_path
 
 def test_restore_of_a_whole_snapshot_leaves_it_mounted_for_the_operator(callysto, hub, tmp_path):
     folder = tmp_path / "streams"
+    folder.mkdir()
     snap = run_backup(callysto, "--to", str(folder))
     result = callysto(
         "backup", "homes", "restore", "--env", "local", "--to", str(folder), "--from", snap
@@ -310,6 +316,7 @@ def test_restore_of_a_whole_snapshot_leaves_it_mounted_for_the_operator(callysto
 
 def test_a_deleted_home_is_recreated_with_the_environments_quota(callysto, hub, tmp_path):
     folder = tmp_path / "streams"
+    folder.mkdir()
     original = (hub["home"] / ALICE / "notebook.ipynb").read_bytes()
     snap = run_backup(callysto, "--to", str(folder))
     from callysto_infra import hubs

@@ -171,8 +171,8 @@ def test_each_hub_gets_one_ssh_round_trip_with_every_word_quoted(envs_dir, monke
             "-o", "StrictHostKeyChecking=accept-new",
             "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
             "-p", "2222",
-            f"{getpass.getuser()}@127.0.0.1",
             "--",
+            f"{getpass.getuser()}@127.0.0.1",
             f"zfs get -H -p -o name,property,value {','.join(homes.PROPERTIES)} tank/home/{A}",
         ]
     ]  # fmt: skip

@@ -174,7 +174,9 @@ def test_prod_destroy_keeps_the_adopted_volumes_and_floating_ip(callysto, envs_d
         document["cloud"].update(disk_id_prefix="scsi-0QEMU_QEMU_HARDDISK_", dns_zone="callysto.ca")
 
     edit_env(envs_dir, "prod", adopt)
-    applied = ok(callysto("terraform", "apply", "--env", "prod", "--auto-approve"))
+    applied = ok(
+        callysto("terraform", "apply", "--env", "prod", "--auto-approve", "--confirm-prod", "prod")
+    )
     assert "PRODUCTION" in applied.stderr
     assert cloud.counts()["volumes"] == 2, "adopted volumes are not created again"
     hosts = outputs(envs_dir, "prod")["hosts"]
@@ -188,7 +190,9 @@ def test_prod_destroy_keeps_the_adopted_volumes_and_floating_ip(callysto, envs_d
 
     before = (envs_dir / "prod" / "terraform.tfstate").read_bytes()
     for refused_args in ([], ["--confirm-prod", "brave-otter"]):
-        refused = callysto("terraform", "destroy", "--env", "prod", "--auto-approve", *refused_args)
+        refused = callysto(
+            "terraform", "destroy", "--env", "prod", "--auto-approve", *refused_args, input=""
+        )
         assert refused.returncode == 2, refused.stderr
         assert "--confirm-prod prod" in refused.stderr
     assert (envs_dir / "prod" / "terraform.tfstate").read_bytes() == before

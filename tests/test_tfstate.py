@@ -56,13 +56,15 @@ def test_a_corrupt_state_is_one_line_naming_the_newest_copy(env, text, reason):
     message = str(caught.value)
     assert "\n" not in message
     assert "terraform.tfstate is corrupt" in message and reason in message
-    assert f"restore the newest copy, {newest}" in message
+    assert f"restore the newest good copy, {newest}" in message
     assert env.state_file.read_text() == text, "the reader never writes"
 
 
 def test_a_corrupt_state_without_copies_says_there_is_none(env):
     env.state_file.write_bytes(b"\xff\xfe")
-    with pytest.raises(OperationError, match=r"corrupt \(not text\).*no copy in .*state-backups/"):
+    with pytest.raises(
+        OperationError, match=r"corrupt \(not text\).*no good copy in .*state-backups/"
+    ):
         tfstate.read(env)
 
 
@@ -96,7 +98,7 @@ def test_a_bad_hosts_row_is_one_line(env, bad, says):
     with pytest.raises(OperationError) as caught:
         tfstate.hosts(env)
     assert says in str(caught.value) and "\n" not in str(caught.value)
-    assert "callysto terraform apply --env brave-otter" in str(caught.value)
+    assert "terraform.tfstate is corrupt" in str(caught.value)
 
 
 def test_a_state_row_without_an_address_is_one_line_at_the_cli(callysto, env):

@@ -7,7 +7,15 @@ from functools import partial
 import click
 
 from callysto_infra import validate
-from callysto_infra.cli.common import emit, env_option, flag, json_option, load_env, validated
+from callysto_infra.cli.common import (
+    emit,
+    env_option,
+    flag,
+    json_option,
+    load_env,
+    load_state_env,
+    validated,
+)
 
 _playbook = validated(partial(validate.name, what="playbook"))
 _group_name = validated(partial(validate.name, what="group"))
@@ -30,9 +38,13 @@ def playbook_options(func):
     """The options every playbook command shares."""
     func = click.option(
         "-e", "--extra-vars", "extra_vars", multiple=True, metavar="KEY=VALUE",
+        callback=validated(partial(validate.one_line, what="extra variable")),
         help="Extra variable for Ansible; repeatable.",
     )(func)  # fmt: skip
-    func = click.option("--tags", metavar="TAGS", help="Only run tasks with these tags.")(func)
+    func = click.option(
+        "--tags", metavar="TAGS", callback=validated(validate.tags),
+        help="Only run tasks with these tags.",
+    )(func)  # fmt: skip
     func = ansible_args_option(func)
     func = flag("--check", help="Check mode: report what would change (adds --diff).")(func)
     return group_option(func)
@@ -101,13 +113,14 @@ def hosts(
     env_name: str | None, group_name: str | None, playbook: str | None, as_json: bool
 ) -> None:
     """List the environment's hosts (of a group, or of a playbook)."""
-    from callysto_infra import ansible
-
-    env = load_env(env_name)
     if playbook:
-        names = ansible.list_playbook_hosts(env, playbook, _options(group_name))
+        from callysto_infra import ansible
+
+        names = ansible.list_playbook_hosts(load_env(env_name), playbook, _options(group_name))
     else:
-        names = ansible.load_inventory(env).hosts(group_name)
+        from callysto_infra import hubs
+
+        names = hubs.inventory_names(load_state_env(env_name), group_name)
     emit(as_json, names, names)
 
 
@@ -128,7 +141,10 @@ def ping(env_name: str | None, group_name: str | None) -> None:
 @env_option
 @group_option
 @click.argument("module", callback=_module)
-@click.option("--args", "module_args", metavar="ARGS", help="Arguments for the module.")
+@click.option(
+    "--args", "module_args", metavar="ARGS", help="Arguments for the module.",
+    callback=validated(partial(validate.one_line, what="module arguments")),
+)  # fmt: skip
 @ansible_args_option
 def exec_(env_name, group_name, module, module_args, ansible_args):
     """Run Ansible MODULE (with --args) on the hosts, as root."""
@@ -147,9 +163,14 @@ def exec_(env_name, group_name, module, module_args, ansible_args):
 @flag("--live", help="Ask the host itself instead of the inventory.")
 def get_ipv4(env_name: str | None, host: str, live: bool) -> None:
     """Print HOST's public address (from the inventory; --live: the host's default IPv4)."""
-    from callysto_infra import ansible
+    if live:
+        from callysto_infra import ansible
 
-    click.echo(ansible.ipv4(load_env(env_name), host, live=live))
+        click.echo(ansible.ipv4(load_env(env_name), host, live=True))
+        return
+    from callysto_infra import hubs
+
+    click.echo(hubs.inventory_host(load_state_env(env_name), host).address)
 
 
 @group.command("get-ssh-user")
@@ -157,9 +178,12 @@ def get_ipv4(env_name: str | None, host: str, live: bool) -> None:
 @click.argument("host", callback=validated(validate.host))
 def get_ssh_user(env_name: str | None, host: str) -> None:
     """Print HOST's SSH user."""
-    from callysto_infra import ansible
+    import getpass
 
-    click.echo(ansible.ssh_user(load_env(env_name), host))
+    from callysto_infra import hubs
+
+    user = hubs.inventory_host(load_state_env(env_name), host).ssh_user
+    click.echo(user or getpass.getuser())
 
 
 @group.command("playbook")

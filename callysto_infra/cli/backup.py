@@ -23,8 +23,24 @@ _folder = click.Path(file_okay=False, path_type=Path)
 
 KEY_HELP = (
     "Keys are named by options or by callysto.yaml (section backup:), never given on the "
-    "command line: a passphrase or identity lives in a 0600 file."
+    "command line: a passphrase, identity or signing key lives in a 0600 file."
 )
+
+
+def _signing_key_option(func):
+    return click.option(
+        "--signing-key",
+        type=_key_file,
+        help="Ed25519 private key (0600) that signs the archive (default: config).",
+    )(func)
+
+
+def _signer_file_option(func):
+    return click.option(
+        "--signer-file",
+        type=_key_file,
+        help="Public keys of the trusted signers (default: config backup.trusted_signers).",
+    )(func)
 
 
 def _config():
@@ -48,27 +64,32 @@ def _say(line: str) -> None:
 @click.option("--recipients-file", type=_key_file, help="Encrypt to the age keys in this file.")
 @click.option("--passphrase-file", type=_key_file, help="Encrypt with the passphrase in this file.")
 @click.option("--keep", type=click.IntRange(min=1), help="Archives to keep (default: config, 30).")
+@_signing_key_option
 @click.pass_context
 def group(
-    ctx: click.Context, destination, recipient, recipients_file, passphrase_file, keep
+    ctx: click.Context, destination, recipient, recipients_file, passphrase_file, keep, signing_key
 ) -> None:
     """Back up every environment's sensitive data into one encrypted archive.
 
     The archive (env.yaml, secrets/, Terraform state and its saved copies, group_vars, and a
-    SHA-256 manifest) is written to the destination with a timestamp in its name; its path is
-    printed. Only the newest KEEP archives stay.
+    SHA-256 manifest) is written to the destination with a timestamp in its name, signed with
+    the operator's signing key in ARCHIVE.sig beside it; its path is printed. Only the newest
+    KEEP archives stay.
     """
     if ctx.invoked_subcommand is not None:
         return
-    from callysto_infra import backup, progress
+    from callysto_infra import backup, backup_signing, progress
 
     configured = _config()
     folder = backup.destination_folder(destination, configured)
     backup.check_destination(folder)
     key = backup.encryption_key(recipient, recipients_file, passphrase_file, configured)
+    signer = backup_signing.read_signing_key(
+        backup_signing.signing_key_path(signing_key, configured)
+    )
     total = sum(path.stat().st_size for path, _name in backup.sensitive_files())
     with progress.bar("packing", total) as advance:
-        summary = backup.create(folder, key, keep or configured.backup.keep, advance)
+        summary = backup.create(folder, key, signer, keep or configured.backup.keep, advance)
     click.echo(str(summary.path))
     removed = f"; removed {len(summary.removed)} old archive(s)" if summary.removed else ""
     _say(summary.line("wrote") + removed)
@@ -101,33 +122,83 @@ def list_(destination: Path | None, as_json: bool) -> None:
         _say("no archives yet")
 
 
+def _signers(signer_file, configured):
+    from callysto_infra import backup_signing
+
+    return backup_signing.read_signers(backup_signing.signers_path(signer_file, configured))
+
+
 @group.command("verify", epilog=KEY_HELP)
 @identity_options
+@_signer_file_option
 @click.argument("archive", type=_key_file)
-def verify(identity, passphrase_file, archive) -> None:
-    """Decrypt ARCHIVE and check every file against its SHA-256 in the manifest."""
+def verify(identity, passphrase_file, signer_file, archive) -> None:
+    """Check ARCHIVE's signature, then decrypt it and check every file against its SHA-256 in
+    the manifest. An archive no trusted signer signed is refused before anything is read."""
     from callysto_infra import backup, progress
 
-    key = backup.decryption_key(identity, passphrase_file, _config())
+    configured = _config()
+    signers = _signers(signer_file, configured)
+    key = backup.decryption_key(identity, passphrase_file, configured)
     with progress.bar("verifying") as advance:
-        summary = backup.verify(archive, key, advance)
+        summary = backup.verify(archive, key, signers, advance)
     _say(summary.line("verified"))
 
 
 @group.command("restore", epilog=KEY_HELP)
 @identity_options
+@_signer_file_option
 @click.option("--to", "destination", required=True, type=_folder, help="Folder to restore into.")
 @flag("--force", help="Overwrite existing files.")
 @click.argument("archive", type=_key_file)
-def restore(identity, passphrase_file, destination, force, archive) -> None:
+def restore(identity, passphrase_file, signer_file, destination, force, archive) -> None:
     """Verify ARCHIVE, then restore it into a folder as envs/<ENV>/... (never overwrites
-    without --force). Restore into the project folder to put environments back in place."""
+    without --force, and waits for no one: an environment whose lock another command holds is
+    refused). Restore into the project folder to put environments back in place."""
     from callysto_infra import backup, progress
 
-    key = backup.decryption_key(identity, passphrase_file, _config())
+    configured = _config()
+    signers = _signers(signer_file, configured)
+    key = backup.decryption_key(identity, passphrase_file, configured)
     with progress.bar("restoring") as advance:
-        summary = backup.restore(archive, destination, key, force, advance)
+        summary = backup.restore(archive, destination, key, signers, force, advance)
     _say(summary.line("restored into"))
+
+
+@group.command("sign", epilog=KEY_HELP)
+@identity_options
+@_signing_key_option
+@click.argument("archive", type=_key_file)
+def sign(identity, passphrase_file, signing_key, archive) -> None:
+    """Sign ARCHIVE, one made before archives were signed, once it decrypts and every file
+    matches its manifest. Sign only an archive you know is yours: nothing in it can say."""
+    from callysto_infra import backup, backup_signing, progress
+
+    configured = _config()
+    signer = backup_signing.read_signing_key(
+        backup_signing.signing_key_path(signing_key, configured)
+    )
+    key = backup.decryption_key(identity, passphrase_file, configured)
+    with progress.bar("checking") as advance:
+        summary, written = backup.sign_unsigned(archive, key, signer, advance)
+    click.echo(str(written))
+    _say(summary.line("checked and signed"))
+
+
+@group.command("keygen")
+@_signing_key_option
+@_signer_file_option
+def keygen(signing_key, signer_file) -> None:
+    """Make a signing key (0600, never over an existing file) and add its public key to the
+    trusted signers file. Both default to backup.signing_key_file and backup.trusted_signers
+    in callysto.yaml. The public line is printed."""
+    from callysto_infra import backup_signing
+
+    configured = _config()
+    private = backup_signing.signing_key_path(signing_key, configured)
+    public = backup_signing.keygen(private, backup_signing.signers_path(signer_file, configured))
+    click.echo(public)
+    _say(f"wrote the signing key {private}; keep it private, and share the public line above")
 
 
 # --- homes ----------------------------------------------------------------------------------------

@@ -51,6 +51,9 @@ class CallystoGroup(click.Group):
         from callysto_infra.errors import CallystoError
 
         self.debug = False  # set again by --debug's callback if this run was given it
+        from callysto_infra import runner
+
+        runner.interrupt_on_hangup()
         try:
             rv = super().main(
                 args=args,
@@ -155,6 +158,15 @@ def load_env(name: str | None):
     from callysto_infra import environments
 
     return environments.load(name)
+
+
+def load_state_env(name: str | None):
+    """The environment NAME for a command that only reads its Terraform state: found the lean way
+    (tfstate.locate: no env.yaml validation, no pydantic) when it has a state, else loaded in full,
+    which also says what is missing or wrong."""
+    from callysto_infra import tfstate
+
+    return tfstate.locate(name) or load_env(name)
 
 
 def emit_json(document: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from callysto_infra import validate
-from callysto_infra.cli.common import env_option, flag, load_env, validated
+from callysto_infra.cli.common import env_option, flag, load_state_env, validated
 
 
 @click.group("ssh")
@@ -29,7 +29,9 @@ def shell(env_name: str | None, print_only: bool, host: str, command: tuple[str,
 
     from callysto_infra import runner, ssh
 
-    argv = ssh.shell_argv(load_env(env_name), host, command)
+    # A shell needs nothing the state does not say; the environment is validated in full only when
+    # it has no state to read (which then says why).
+    argv = ssh.shell_argv(load_state_env(env_name), host, command)
     if print_only:
         click.echo(shlex.join(argv))
         return

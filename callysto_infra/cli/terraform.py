@@ -38,18 +38,39 @@ def _confirm(question: str) -> bool:
     return click.confirm(question, default=False, err=True)
 
 
-def _operator() -> Operator:
-    """Steps on stderr, the plan's summary on stdout, the question on stderr."""
+def _operator(confirm_prod: str | None) -> Operator:
+    """Steps on stderr, the plan's summary on stdout, the question on stderr; a prod environment's
+    name typed here, when this is a terminal."""
+    import sys
+
     from callysto_infra import terraform
 
-    return terraform.Operator(say=to_stderr, show_plan=_show_plan, confirm=_confirm)
+    return terraform.Operator(
+        say=to_stderr,
+        show_plan=_show_plan,
+        confirm=_confirm,
+        type_name=typed,
+        interactive=sys.stdin.isatty(),
+        confirm_prod=confirm_prod,
+    )
 
 
-def _change(action: str, env_name: str | None, **options: Any) -> None:
-    """terraform.ACTION (apply, destroy, rebuild) on the environment, asking at this terminal."""
+def _change(
+    action: str, env_name: str | None, confirm_prod: str | None, *args: Any, **options: Any
+) -> None:
+    """terraform.ACTION (apply, destroy, rebuild, taint) on the environment, asking at this
+    terminal."""
     from callysto_infra import terraform
 
-    getattr(terraform, action)(load_env(env_name), operator=_operator(), **options)
+    env = load_env(env_name)
+    getattr(terraform, action)(env, *args, operator=_operator(confirm_prod), **options)
+
+
+confirm_prod_option = click.option(
+    "--confirm-prod",
+    metavar="ENVNAME",
+    help="A prod environment's name, instead of typing it when asked (needed without a terminal).",
+)
 
 
 def _confirm_volumes(env_name: str) -> bool:
@@ -100,22 +121,24 @@ def plan(env_name: str | None) -> None:
     "--plan",
     "plan_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Apply this saved plan file (it must have been made for this environment).",
+    help="Apply this plan, saved by 'callysto terraform plan' for this environment and current.",
 )
-def apply(env_name: str | None, auto_approve: bool, plan_file: Path | None) -> None:
-    """Apply the saved plan if it is still current; otherwise plan, show the summary and ask."""
-    _change("apply", env_name, auto_approve=auto_approve, plan_file=plan_file)
+@confirm_prod_option
+def apply(
+    env_name: str | None, auto_approve: bool, plan_file: Path | None, confirm_prod: str | None
+) -> None:
+    """Apply the saved plan if it is still current; otherwise plan, show the summary and ask.
+    Prod always shows the summary and asks for its name (or --confirm-prod NAME)."""
+    _change("apply", env_name, confirm_prod, auto_approve=auto_approve, plan_file=plan_file)
 
 
 @group.command("destroy")
 @env_option
-@click.option("--auto-approve", is_flag=True, help="Destroy without asking.")
-@click.option(
-    "--confirm-prod", metavar="ENVNAME", help="Required for prod: repeat the environment's name."
-)
+@click.option("--auto-approve", is_flag=True, help="Destroy without asking (not prod's name).")
+@confirm_prod_option
 def destroy(env_name: str | None, auto_approve: bool, confirm_prod: str | None) -> None:
-    """Destroy the environment's resources (prod needs --confirm-prod ENVNAME)."""
-    _change("destroy", env_name, auto_approve=auto_approve, confirm_prod=confirm_prod)
+    """Destroy the environment's resources (prod: its name typed, or --confirm-prod ENVNAME)."""
+    _change("destroy", env_name, confirm_prod, auto_approve=auto_approve)
 
 
 @group.command("show")
@@ -146,11 +169,10 @@ def list_targets(env_name: str | None, as_json: bool) -> None:
 @group.command("taint")
 @env_option
 @click.argument("target", callback=validated(validate.terraform_address))
-def taint(env_name: str | None, target: str) -> None:
+@confirm_prod_option
+def taint(env_name: str | None, target: str, confirm_prod: str | None) -> None:
     """Mark TARGET (a resource address) for replacement at the next apply."""
-    from callysto_infra import terraform
-
-    terraform.taint(load_env(env_name), target, say=to_stderr)
+    _change("taint", env_name, confirm_prod, target)
 
 
 @group.group("hub")
@@ -187,12 +209,16 @@ def hub_new_prod(name: str) -> None:
     "--with-volumes",
     help="Also replace both ZFS volumes, and the students' data on them (asks to confirm).",
 )
-@flag("--auto-approve", help="Rebuild without asking (not the volumes' question).")
-def hub_rebuild(env_name: str | None, with_volumes: bool, auto_approve: bool) -> None:
+@flag("--auto-approve", help="Rebuild without asking (not the volumes' question, nor prod's).")
+@confirm_prod_option
+def hub_rebuild(
+    env_name: str | None, with_volumes: bool, auto_approve: bool, confirm_prod: str | None
+) -> None:
     """Replace the hub's instance; its two ZFS volumes and their data stay."""
     _change(
         "rebuild",
         env_name,
+        confirm_prod,
         with_volumes=with_volumes,
         auto_approve=auto_approve,
         confirm_volumes=_confirm_volumes,

@@ -60,12 +60,21 @@ def _hasher(env_name, salt_file, idp_entity_id, sp_entity_id):
     default="google",
     help="How the student signs in.",
 )
-@click.option("--idp", metavar="ENTITYID", help="The student's IdP entity ID (with --source saml).")
+@click.option(
+    "--idp", metavar="ENTITYID", callback=validated(validate.entity_id),
+    help="The student's IdP entity ID (with --source saml).",
+)  # fmt: skip
 @click.option(
     "--salt-file", type=click.Path(dir_okay=False), help="Salt file instead of the env's."
 )
-@click.option("--idp-entity-id", metavar="X", help="Override the environment's IdP entity ID.")
-@click.option("--sp-entity-id", metavar="Y", help="Override the environment's SP entity ID.")
+@click.option(
+    "--idp-entity-id", metavar="X", callback=validated(validate.entity_id),
+    help="Override the environment's IdP entity ID.",
+)  # fmt: skip
+@click.option(
+    "--sp-entity-id", metavar="Y", callback=validated(validate.entity_id),
+    help="Override the environment's SP entity ID.",
+)  # fmt: skip
 @click.option(
     "--file", "roster", type=click.Path(dir_okay=False), help="Hash one address per line; CSV out."
 )
@@ -187,7 +196,7 @@ def delete_home(env, hub, home, confirm: str | None) -> None:
         confirm = typed(f"Type the user hash to delete this home on {home.hub}")
     if confirm.strip() != home.user_hash:
         raise UsageError(
-            f"confirmation '{confirm.strip()}' is not the user hash {home.user_hash}: nothing was "
+            f"confirmation {confirm.strip()!r} is not the user hash {home.user_hash}: nothing was "
             "changed"
         )
     server = hubapi.stop_server(env, hub, home.user_hash)
