@@ -261,10 +261,9 @@ def test_image_build_keeps_an_unchanged_image(hub):
 
 @pytest.fixture(scope="module")
 def lesson_repo(tmp_path_factory):
-    """A teacher's lesson as a git repository served over HTTP on 127.0.0.1 (git's dumb protocol),
-    as a school's git server would serve it."""
+    """A teacher's lesson as a git repository served by `git daemon` on 127.0.0.1, as a school's
+    git server would serve it (nbgitpuller clones shallow, which git's dumb HTTP cannot)."""
     import subprocess
-    import sys
 
     root = tmp_path_factory.mktemp("git")
     work = root / "work"
@@ -276,20 +275,18 @@ def lesson_repo(tmp_path_factory):
     subprocess.run([*git, "init", "-q", "-b", "main", str(work)], check=True)
     subprocess.run([*git, "-C", str(work), "add", "."], check=True)
     subprocess.run([*git, "-C", str(work), "commit", "-q", "-m", "Lesson 1"], check=True)
-    subprocess.run(
-        ["git", "clone", "-q", "--bare", str(work), str(root / "lesson.git")], check=True
-    )
-    subprocess.run(["git", "-C", str(root / "lesson.git"), "update-server-info"], check=True)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "18135"],
-        cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(root / "lesson")], check=True)
+    daemon = subprocess.Popen(
+        ["git", "daemon", "--listen=127.0.0.1", "--port=18135", "--reuseaddr", "--export-all",
+         f"--base-path={root}", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         time.sleep(1)
-        yield "http://127.0.0.1:18135/lesson.git"
+        yield "git://127.0.0.1:18135/lesson"
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        daemon.terminate()
+        daemon.wait(timeout=10)
 
 
 def test_a_teachers_nbgitpuller_link_pulls_the_lesson_into_the_home(hub, student_a, lesson_repo):
