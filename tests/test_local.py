@@ -11,6 +11,7 @@ import yaml
 
 from callysto_infra import environments
 from tests.conftest import make_pool
+from tests.pools import destroy_pool
 
 
 def _zpool_exists(name: str) -> bool:
@@ -62,7 +63,7 @@ def test_destroy_asks_and_a_wrong_answer_keeps_everything(envs_dir, callysto, zf
         assert _zpool_exists(pool.name)
         assert all(v.exists() for v in pool.vdevs)
     finally:
-        subprocess.run(["zpool", "destroy", "-f", pool.name], capture_output=True)
+        destroy_pool(pool.name)
 
 
 def test_destroy_removes_the_environments_own_pool_and_files(
@@ -80,7 +81,7 @@ def test_destroy_removes_the_environments_own_pool_and_files(
         assert (envs_dir / "site" / "env.yaml").exists()
         assert (envs_dir / "site" / "secrets" / "saml-salt").exists()
     finally:
-        subprocess.run(["zpool", "destroy", "-f", pool.name], capture_output=True)
+        destroy_pool(pool.name)
 
 
 def test_destroy_leaves_a_pool_that_is_not_made_of_its_files(
