@@ -124,6 +124,34 @@ def _email(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+def _duration(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("must be a duration such as 30m, 2h or 0 (never)")
+    try:
+        return validate.duration_seconds(str(value))
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _memory(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("must be a size such as 512M or 2G")
+    try:
+        size = validate.zfs_size_bytes(str(value))
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+    if size is None or size < 64 << 20:
+        raise ValueError("must be at least 64M (a server needs that much to start)")
+    return size
+
+
+def _user_hash(value: str) -> str:
+    try:
+        return validate.user_hash(value)
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+
+
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 Domain = Annotated[str, AfterValidator(_domain)]
 ZfsSize = Annotated[str, BeforeValidator(_size_number), AfterValidator(_zfs_size)]
@@ -136,6 +164,12 @@ Uuid = Annotated[str, AfterValidator(_uuid)]
 UnixUser = Annotated[str, AfterValidator(_unix_user)]
 FloatingIp = Annotated[str, AfterValidator(_floating_ip)]
 Email = Annotated[str, AfterValidator(_email)]
+Duration = Annotated[int, BeforeValidator(_duration)]
+Memory = Annotated[int, BeforeValidator(_memory)]
+Cpus = Annotated[float, Field(gt=0, le=256)]
+Processes = Annotated[int, Field(ge=32, le=1_000_000)]
+UserHash = Annotated[str, AfterValidator(_user_hash)]
+GroupName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
 Text = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_one_line)]
 
 
@@ -224,6 +258,38 @@ class LocalSettings(Strict):
     vdev_size: VdevSize = "512M"
 
 
+class GroupLimits(Strict):
+    """More room for some users (teachers, say): its members get the larger of these values."""
+
+    members: list[UserHash] = Field(default_factory=list, description="user hashes")
+    memory: Memory | None = None
+    cpu: Cpus | None = None
+    processes: Processes | None = None
+
+
+class ServerSettings(Strict):
+    """Each student's server: its limits, and when an idle one is stopped."""
+
+    memory: Memory = Field(
+        validate_default=True, default="1G", description="memory of a server, kernels included"
+    )
+    cpu: Cpus = Field(default=1.0, description="CPUs a server may use")
+    processes: Processes = Field(default=256, description="processes and threads of a server")
+    idle_timeout: Duration = Field(
+        validate_default=True, default="1h", description="stop a server idle this long; 0: never"
+    )
+    max_age: Duration = Field(
+        validate_default=True, default=0, description="stop a server this old; 0: never"
+    )
+    kernel_idle_timeout: Duration = Field(
+        validate_default=True, default="30m", description="stop a kernel idle this long; 0: never"
+    )
+    concurrent_spawns: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=100, description="servers starting at the same moment"
+    )
+    groups: dict[GroupName, GroupLimits] = Field(default_factory=dict)
+
+
 _DATASET_SPEC = r"^(?:(?:[a-z_][a-z0-9_-]{0,31}@)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}:)?[A-Za-z][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.:-]+)+$"
 
 
@@ -267,6 +333,7 @@ class EnvConfig(Strict):
     support_email: Email = "support@callysto.ca"
     local: LocalSettings | None = None
     homes_backup: HomesBackupSettings = Field(default_factory=HomesBackupSettings)
+    servers: ServerSettings = Field(default_factory=ServerSettings)
 
     @model_validator(mode="after")
     def _matches_type(self, info: ValidationInfo) -> EnvConfig:

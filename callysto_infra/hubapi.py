@@ -9,7 +9,7 @@ import urllib.request
 from typing import TYPE_CHECKING
 
 from callysto_infra import secretfiles
-from callysto_infra.errors import UsageError
+from callysto_infra.errors import OperationError, UsageError
 
 if TYPE_CHECKING:
     from callysto_infra.environments import Environment
@@ -72,3 +72,41 @@ def _reason(exc: urllib.error.HTTPError) -> str:
         return str(json.loads(exc.read().decode() or "{}").get("message", exc.reason))
     except (ValueError, OSError):
         return str(exc.reason)
+
+
+def active_users(env: Environment, hub: Hub, *, timeout: float = 10) -> list[dict]:
+    """The users of HUB with a running or starting server (the API's models, servers included),
+    every page of them. Raises OperationError when the hub cannot be asked."""
+    token = read_token(env)
+    if token is None:
+        raise OperationError(f"no API token in {env.secrets_dir / TOKEN_FILE} (mode 0600)")
+    users: list[dict] = []
+    offset = 0
+    while True:
+        page = _get(env, hub, f"/users?state=active&offset={offset}", token, timeout)
+        items = page.get("items", []) if isinstance(page, dict) else page
+        users += [user for user in items if isinstance(user, dict) and "name" in user]
+        following = (page.get("_pagination") or {}).get("next") if isinstance(page, dict) else None
+        if not following or not items:
+            return users
+        offset = int(following.get("offset", offset + len(items)))
+
+
+def _get(env: Environment, hub: Hub, path: str, token: str, timeout: float):
+    request = urllib.request.Request(  # noqa: S310 - the URL is built from the env, http(s) only
+        f"{api_url(env, hub)}{path}",
+        headers={
+            "Authorization": f"token {token}",
+            "Accept": "application/jupyterhub-pagination+json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise OperationError(f"hub API answered {exc.code} {_reason(exc)}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise OperationError(
+            f"hub API at {api_url(env, hub)} is not reachable ({reason})"
+        ) from None

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from callysto_infra import homes, hubs, tfstate
 
 if TYPE_CHECKING:
+    from callysto_infra.env_schema import ServerSettings
     from callysto_infra.environments import Environment
 
 # The file Ansible is pointed at. It lives in the environment's directory so that Ansible reads
@@ -63,6 +64,7 @@ def env_vars(env: Environment) -> dict[str, Any]:
         "support_email": config.support_email,
         "saml_idp_entity_id": env.idp_entity_id,
         "saml_sp_entity_id": env.sp_entity_id,
+        "hub_servers": servers_vars(config.servers),
     }
     if env.type == "local":
         local = env.local
@@ -72,6 +74,30 @@ def env_vars(env: Environment) -> dict[str, Any]:
             local_vdev_size=local.vdev_size,
         )
     return variables
+
+
+def servers_vars(servers: ServerSettings) -> dict[str, Any]:
+    """env.yaml's servers section as the jupyterhub role takes it: bytes, CPUs and seconds."""
+    limits = ("memory", "cpu", "processes")
+    idle = servers.idle_timeout
+    return {
+        "memory": servers.memory,
+        "cpu": servers.cpu,
+        "processes": servers.processes,
+        "idle_timeout": idle,
+        "max_age": servers.max_age,
+        # The culler looks (and the hub gathers activity) often enough for a short timeout.
+        "cull_every": max(1, min(60, (idle or servers.max_age) // 2)),
+        "kernel_idle_timeout": servers.kernel_idle_timeout,
+        "concurrent_spawns": servers.concurrent_spawns,
+        "groups": {
+            name: {key: getattr(group, key) for key in limits if getattr(group, key) is not None}
+            for name, group in servers.groups.items()
+        },
+        "load_groups": {
+            name: {"users": list(group.members)} for name, group in servers.groups.items()
+        },
+    }
 
 
 def build(env: Environment) -> Inventory:

@@ -20,8 +20,9 @@ BOOTSTRAP = environments.PROJECT_DIR / "scripts" / "bootstrap-system"
 # A fresh hub needs a few seconds after its playbook ends before the proxy routes to it.
 WAIT_ATTEMPTS = 60
 WAIT_TIMEOUT = 5.0
-# In the order they stop: the hub first, so it can stop students' servers through the proxy.
-SERVICES = ("jupyterhub", "jupyterhub-proxy")
+# In the order they stop: the hub first, so it can stop students' servers through the proxy,
+# and the Docker daemon of the students' containers last.
+SERVICES = ("jupyterhub", "jupyterhub-proxy", "jupyterhub-docker")
 
 
 @dataclass(frozen=True)
@@ -56,20 +57,6 @@ def load_local(name: str | None) -> Environment:
     return env
 
 
-def check_reachable(env: Environment) -> None:
-    """Students' servers run as an unprivileged user from the hub's files in the data directory,
-    so every directory above it must let others through (a clone under /root would not)."""
-    directory = env.data_dir.resolve()
-    closed = environments.closed_to_others(directory)
-    if closed is not None:
-        raise UsageError(
-            f"students' servers could not reach {directory}: {closed} is closed to other "
-            f"users; set local.data_dir in {env.path / environments.ENV_FILE} to a directory "
-            f"they can reach (e.g. {environments.SHARED_DATA_ROOT / env.name}) or run "
-            f"'chmod o+x {closed}'"
-        )
-
-
 def bootstrap(say: Say) -> None:
     """Install the Debian packages a local hub needs (zfs-fuse, node and npm, ...)."""
     say("checking the system packages a local hub needs (scripts/bootstrap-system)")
@@ -95,7 +82,6 @@ def up(name: str | None, say: Say, *, install: bool = True) -> Up:
     env, created = ensure_env(name)
     if created:
         say(f"created environment '{env.name}' in {env.path}")
-    check_reachable(env)
     if install:
         bootstrap(say)
     provision(env, say)
@@ -178,6 +164,20 @@ def stop(env: Environment, say: Say) -> None:
                 "--retry", "TERM/30/KILL/5", "--remove-pidfile",
             ]
         )  # fmt: skip
+    _unmount_below(env.hub_prefix / "run" / "docker")
+
+
+def _unmount_below(directory: Path) -> None:
+    """Unmount what is still mounted under DIRECTORY, deepest first: a stopped Docker daemon
+    leaves its network namespace file mounted in its exec root."""
+    try:
+        lines = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return
+    targets = [Path(line.split()[1].replace("\\040", " ")) for line in lines if line.strip()]
+    below = [t for t in targets if t.is_relative_to(directory)]
+    for target in sorted(below, key=lambda p: len(p.parts), reverse=True):
+        runner.run(["umount", str(target)], check=False)
 
 
 def destroy(env: Environment, say: Say) -> None:

@@ -118,6 +118,21 @@ def terraform_address(value: str) -> str:
     )
 
 
+DURATION_RE = re.compile(r"^(0|[1-9][0-9]{0,8})([smhd])?$")
+_DURATION_FACTORS = {None: 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(value: str) -> int:
+    """Seconds of a duration: a whole number with an optional s, m, h or d suffix (90s, 30m, 2h)."""
+    match = DURATION_RE.fullmatch(value)
+    if match is None:
+        raise UsageError(
+            f"invalid duration {value!r}: use a whole number with an optional s, m, h or d "
+            "suffix (e.g. 30m, 2h)"
+        )
+    return int(match.group(1)) * _DURATION_FACTORS[match.group(2)]
+
+
 TAGS_RE = re.compile(r"[A-Za-z0-9_.-]+(?:,[A-Za-z0-9_.-]+)*")
 # An entity ID is a URI or a URN: no blanks, no control characters, one line.
 ENTITY_ID_RE = re.compile(r"[^\s\x00-\x1f\x7f]{1,1024}")

@@ -106,14 +106,6 @@ def _zfs(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["zfs", *args], capture_output=True, text=True, check=False)
 
 
-def _stop(pidfile: Path) -> None:
-    subprocess.run(
-        ["start-stop-daemon", "--stop", "--oknodo", "--pidfile", str(pidfile),
-         "--retry", "TERM/30/KILL/5", "--remove-pidfile"],
-        capture_output=True, check=False,
-    )  # fmt: skip
-
-
 def _processes_under(path: Path) -> list[int]:
     """Processes started from PATH (the hub's single-user servers, if any outlived the hub)."""
     found = []
@@ -130,9 +122,7 @@ def _processes_under(path: Path) -> list[int]:
 @pytest.fixture(scope="module")
 def local_hub(zfs_daemon, tmp_path_factory):
     envs = tmp_path_factory.mktemp("envs")
-    # The single-user servers' user must reach the hub's venv, so not under pytest's 0700 tmp.
     data = Path(tempfile.mkdtemp(prefix="callysto-ansible-"))
-    data.chmod(0o755)
     port, port_lock = _reserve_ports()
     hub = LocalHub(envs, data, f"cyhub{uuid.uuid4().hex[:8]}", port)
     made = subprocess.run(
@@ -153,9 +143,12 @@ def local_hub(zfs_daemon, tmp_path_factory):
         hub.make("ansible/playbook/check", "last-check")
         yield hub
     finally:
-        prefix = data / "jupyterhub"
-        _stop(prefix / "run" / "jupyterhub.pid")
-        _stop(prefix / "run" / "jupyterhub-proxy.pid")
+        # The hub, the proxy and the students' Docker daemon, by their pid files.
+        subprocess.run(
+            [str(CALLYSTO), "local", "stop", "--env", ENV],
+            env={**os.environ, "CALLYSTO_ENVS_DIR": str(envs)},
+            capture_output=True, check=False,
+        )  # fmt: skip
         for pid in _processes_under(data):
             os.kill(pid, signal.SIGKILL)
         destroy_pool(hub.pool)
@@ -235,13 +228,16 @@ def test_first_login_creates_the_home_with_the_default_refquota(local_hub):
     props = dict(line.split("\t") for line in values.splitlines())
     assert int(props["refquota"]) == REFQUOTA
     home = Path(props["mountpoint"])
-    servers = [
-        pid
-        for pid in _processes_under(local_hub.data)
-        if Path(f"/proc/{pid}/cwd").resolve() == home
-    ]
-    assert servers, "no single-user server runs in the student's home"
-    assert Path(f"/proc/{servers[0]}").stat().st_uid == home.stat().st_uid != 0
+    socket = local_hub.data / "jupyterhub" / "run" / "docker.sock"
+    inspected = subprocess.run(
+        ["docker", "--host", f"unix://{socket}", "inspect", f"callysto-{user}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert inspected.returncode == 0, "no container runs the student's server"
+    container = json.loads(inspected.stdout)[0]
+    assert [m["Source"] for m in container["Mounts"]] == [str(home)]
+    server = Path(f"/proc/{container['State']['Pid']}")
+    assert server.stat().st_uid == home.stat().st_uid != 0
     assert home.stat().st_mode & 0o777 == 0o700
     assert local_hub.api("DELETE", f"/users/{user}/server")[0] in (202, 204)
 

@@ -23,6 +23,8 @@ GROUPS = (
     "ssh",
     "health",
     "local",
+    "hub",
+    "image",
 )
 
 

@@ -1,20 +1,22 @@
-"""The hub's own pieces: a ZFS home per student (created at first login with the default refquota,
-refused with HTTP 507 when full or read-only), and sign-in from the SAML proxy's REMOTE_USER header.
+"""The hub's own pieces: each student's server in a container of its own with only their ZFS home
+mounted (created at first login with the default refquota, refused with HTTP 507 when full or
+read-only), and limits raised for the members of a group.
 
 Installed by Ansible next to jupyterhub_config.py, which imports it."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
-import pwd
 import re
 import shutil
 import subprocess
 
-from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
+from dockerspawner import DockerSpawner
+from jupyterhub.utils import random_port
 from tornado import web
-from traitlets import Integer, Unicode
+from traitlets import Dict, Integer, Unicode, default
 
 USER_HASH = re.compile(r"^[0-9a-f]{40}$")
 
@@ -38,19 +40,43 @@ def _zfs(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([command, *args], capture_output=True, text=True, check=False, timeout=60)
 
 
-class ZfsHomeSpawner(LocalProcessSpawner):
-    """Single-user servers as one unprivileged user, each in the student's own ZFS dataset."""
+# Where a student's home is inside their container, and who they are there.
+CONTAINER_HOME = "/home/student"
+# Kernels talk to their server over Unix sockets in the container's own /tmp, never over TCP
+# ports of the host's network that every container shares.
+RUNTIME_DIR = "/tmp/jupyter-runtime"  # noqa: S108 - the container's private tmpfs
+
+
+class ZfsHomeSpawner(DockerSpawner):
+    """A container per student, from the students' image, with only their ZFS dataset mounted.
+
+    Containers share the host's network (no bridge): each server listens on 127.0.0.1 on a port
+    of its own. Everything else is the container's: processes, /tmp, users, mounts."""
 
     home_parent = Unicode("tank/home", config=True, help="Dataset holding one dataset per student.")
     refquota = Unicode("1G", config=True, help="refquota of a newly created home.")
-    run_as_user = Unicode("jupyter", config=True, help="System user of single-user servers.")
+    container_uid = Integer(1000, config=True, help="The student's uid and gid in the container.")
     min_free_bytes = Integer(
         0, config=True, help="Refuse to spawn below this free space (set by jupyterhub_config.py)."
     )
+    limits = Dict(
+        config=True,
+        help="memory (bytes), cpu, processes for every server, and 'groups': {name: the same "
+        "keys} for members of the hub's groups, who get the largest of their groups' values.",
+    )
+
+    @default("network_name")
+    def _host_network(self) -> str:
+        return "host"
+
+    @default("use_internal_ip")
+    def _no_port_bindings(self) -> bool:
+        # On the host's network there is nothing to publish: the server's port is the host's.
+        return True
 
     @property
     def dataset(self) -> str:
-        if not USER_HASH.match(self.user.name):
+        if not USER_HASH.fullmatch(self.user.name):
             raise web.HTTPError(403, "user names on this hub are 40-hex user hashes")
         return f"{self.home_parent}/{self.user.name}"
 
@@ -89,37 +115,63 @@ class ZfsHomeSpawner(LocalProcessSpawner):
             raise HomeUnavailable(
                 "Your home is full: delete some files (or ask for more space) before starting again"
             )
-        user = pwd.getpwnam(self.run_as_user)
         try:
             # zfs-fuse reports readonly=off for a read-only mount; the write says the truth.
-            os.chown(home, user.pw_uid, user.pw_gid)
+            os.chown(home, self.container_uid, self.container_uid)
             os.chmod(home, 0o700)
         except OSError as exc:
             if exc.errno == errno.EROFS:
                 raise readonly from None
             raise
-        self.home_dir = home
+        self.volumes = {home: {"bind": CONTAINER_HOME, "mode": "rw"}}
         return home
 
-    home_dir = Unicode("")
+    def user_limits(self) -> dict:
+        """This student's memory, cpu and processes: the base values, raised by their groups."""
+        limits = {key: value for key, value in self.limits.items() if key != "groups"}
+        groups = self.limits.get("groups", {})
+        for group in self.user.groups:
+            for key, value in groups.get(group.name, {}).items():
+                if value is not None and value > limits.get(key, 0):
+                    limits[key] = value
+        return limits
 
-    def make_preexec_fn(self, name):
-        become = set_user_setuid(self.run_as_user, chdir=False)
-        home = self.home_dir
+    async def start(self):
+        limits = self.user_limits()
+        self.mem_limit = limits.get("memory")
+        self.cpu_limit = limits.get("cpu")
+        self.port = random_port()
+        self.extra_host_config = {
+            "pids_limit": limits.get("processes", -1),
+            # The memory limit is the limit: no swap beyond it.
+            "memswap_limit": limits.get("memory", -1),
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "read_only": True,
+            "tmpfs": {"/tmp": "rw,nosuid,nodev,size=256m,mode=1777"},  # noqa: S108
+            "init": True,
+        }
+        return await super().start()
 
-        def preexec():
-            become()
-            os.chdir(home)
+    async def get_ip_and_port(self):
+        return "127.0.0.1", self.port
 
-        return preexec
-
-    def user_env(self, env):
-        env["USER"] = self.user.name
-        env["HOME"] = self.home_dir
-        env["SHELL"] = "/bin/bash"
+    def get_env(self):
+        env = super().get_env()
+        env["HOME"] = CONTAINER_HOME
+        env["JUPYTER_RUNTIME_DIR"] = RUNTIME_DIR
+        limits = self.user_limits()
+        # jupyter-resource-usage shows the student their memory against the limit.
+        if limits.get("memory"):
+            env["MEM_LIMIT"] = str(limits["memory"])
+        if limits.get("cpu"):
+            env["CPU_LIMIT"] = str(limits["cpu"])
         return env
 
 
-def ensure_home(spawner: ZfsHomeSpawner) -> None:
-    """The pre-spawn hook: the home exists, is writable and has room, or the spawn is refused."""
-    spawner.ensure_home()
+async def ensure_home(spawner: ZfsHomeSpawner) -> None:
+    """The pre-spawn hook: the home exists, is writable and has room, or the spawn is refused.
+
+    Its zfs commands run in a thread, so a class signing in at once never waits on them in the
+    hub's event loop."""
+    await asyncio.to_thread(spawner.ensure_home)

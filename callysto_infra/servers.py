@@ -1,0 +1,118 @@
+"""Students' running servers on an environment's hubs: who, since when, how much memory, and
+stopping those idle for too long. The hub's API says who runs what; the hub's own Docker daemon
+says how much memory each container uses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from callysto_infra import hubapi, hubs
+from callysto_infra.errors import OperationError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from callysto_infra.environments import Environment
+    from callysto_infra.hubs import Hub
+
+# Containers of students' servers are named after the user (the role's DockerSpawner.name_template).
+CONTAINER_PREFIX = "callysto-"
+_UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+          "kB": 1000, "MB": 1000**2, "GB": 1000**3}  # fmt: skip
+_MEMORY_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([A-Za-z]+)")
+
+
+@dataclass(frozen=True)
+class Server:
+    hub: str
+    user: str
+    started: str | None
+    last_activity: str | None
+    ready: bool
+    memory_bytes: int | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _memory(text: str) -> int | None:
+    """Bytes of docker stats' '12.5MiB / 1GiB' (the part before the slash)."""
+    match = _MEMORY_RE.fullmatch(text.split("/", 1)[0].strip())
+    if match is None or match.group(2) not in _UNITS:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def container_memory(env: Environment, hub: Hub) -> dict[str, int]:
+    """Memory used by each student's container on HUB, by user name; {} when Docker does not
+    answer (the servers' list still stands without it)."""
+    socket = env.hub_prefix / "run" / "docker.sock"
+    argv = ["docker", "--host", f"unix://{socket}", "stats", "--no-stream",
+            "--format", "{{.Name}}\t{{.MemUsage}}"]  # fmt: skip
+    try:
+        result = hub.run(argv, check=False)
+    except OperationError:
+        return {}
+    if not result.ok:
+        return {}
+    usage: dict[str, int] = {}
+    for line in result.stdout.splitlines():
+        name, _, memory = line.partition("\t")
+        size = _memory(memory)
+        if name.startswith(CONTAINER_PREFIX) and size is not None:
+            usage[name.removeprefix(CONTAINER_PREFIX)] = size
+    return usage
+
+
+def running(env: Environment, note: Callable[[str], None]) -> list[Server]:
+    """Every running (or starting) server on ENV's hubs; a hub that does not answer is NOTEd."""
+    found: list[Server] = []
+    for hub in hubs.hubs(env):
+        try:
+            users = hubapi.active_users(env, hub)
+        except OperationError as exc:
+            note(f"{hub.name}: {exc}")
+            continue
+        memory = container_memory(env, hub) if users else {}
+        for user in users:
+            server = (user.get("servers") or {}).get("")
+            if not server:
+                continue
+            found.append(
+                Server(
+                    hub=hub.name,
+                    user=user["name"],
+                    started=server.get("started"),
+                    last_activity=server.get("last_activity"),
+                    ready=bool(server.get("ready")),
+                    memory_bytes=memory.get(user["name"]),
+                )
+            )
+    return found
+
+
+def idle_seconds(server: Server, now: dt.datetime) -> float | None:
+    """Seconds since SERVER's last activity (or its start, when it has none)."""
+    stamp = server.last_activity or server.started
+    if not stamp:
+        return None
+    when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return (now - when).total_seconds()
+
+
+def stop_idle(
+    env: Environment, older_than: int, note: Callable[[str], None]
+) -> list[tuple[Server, str]]:
+    """Stop every server idle for more than OLDER_THAN seconds; (server, what happened) each."""
+    now = dt.datetime.now(dt.UTC)
+    by_name = {hub.name: hub for hub in hubs.hubs(env)}
+    stopped = []
+    for server in running(env, note):
+        idle = idle_seconds(server, now)
+        if idle is None or idle <= older_than:
+            continue
+        stopped.append((server, hubapi.stop_server(env, by_name[server.hub], server.user)))
+    return stopped
