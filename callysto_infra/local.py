@@ -20,8 +20,9 @@ BOOTSTRAP = environments.PROJECT_DIR / "scripts" / "bootstrap-system"
 # A fresh hub needs a few seconds after its playbook ends before the proxy routes to it.
 WAIT_ATTEMPTS = 60
 WAIT_TIMEOUT = 5.0
-# In the order they stop: the hub first, so it can stop students' servers through the proxy.
-SERVICES = ("jupyterhub", "jupyterhub-proxy")
+# In the order they stop: the hub first, so it can stop students' servers through the proxy;
+# the sign-in proxy last.
+SERVICES = ("jupyterhub", "jupyterhub-proxy", "idp-proxy")
 
 
 @dataclass(frozen=True)
