@@ -34,7 +34,7 @@ ENV = "hubtest"
 REFQUOTA = 64 * 1024 * 1024
 
 
-def _reserve_ports(first: int = 18000, last: int = 18099, count: int = 3) -> tuple[int, int]:
+def _reserve_ports(first: int = 18000, last: int = 18099, count: int = 4) -> tuple[int, int]:
     """COUNT consecutive free ports in our range, reserved for as long as the returned lock file
     descriptor stays open: test runs in parallel never pick the same block, although the hub
     binds its ports only minutes later."""

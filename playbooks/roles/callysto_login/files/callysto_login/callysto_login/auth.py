@@ -38,7 +38,10 @@ class SamlLoginHandler(BaseHandler):
     async def get(self, source: str) -> None:
         if source not in SOURCES:
             raise web.HTTPError(404, "unknown sign-in source")
-        url = self.authenticator.start_sign_in(self, source, self.get_next_url())
+        # Only a 'next' the student came with (checked by JupyterHub); none: the usual default
+        # after sign-in (the student's server).
+        next_url = self.get_next_url() if self.get_argument("next", "") else ""
+        url = self.authenticator.start_sign_in(self, source, next_url)
         self.redirect(url)
 
 
