@@ -156,6 +156,7 @@ def local_hub(zfs_daemon, tmp_path_factory):
         prefix = data / "jupyterhub"
         _stop(prefix / "run" / "jupyterhub.pid")
         _stop(prefix / "run" / "jupyterhub-proxy.pid")
+        _stop(prefix / "run" / "idp-proxy.pid")
         for pid in _processes_under(data):
             os.kill(pid, signal.SIGKILL)
         destroy_pool(hub.pool)
