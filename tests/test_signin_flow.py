@@ -98,7 +98,10 @@ def test_each_button_signs_in_through_the_proxy_to_a_running_server(hub, browser
         page.click("#lang-fr")
         assert "Se connecter avec un compte" in page.inner_text("body")
     page.click(f"#source-{source}")
+    page.wait_for_selector("#email_input")
     assert page.url.startswith(hub.proxy_url)  # the real proxy, not the hub
+    greeting = {"en": "Sign in with your", "fr": "Connexion avec votre"}[language]
+    assert greeting in page.inner_text("body")  # in the language chosen on the hub's page
     fill_stand_in(page, source)
     page.wait_for_url(f"**/user/{expected}/**", timeout=180_000)
     page.wait_for_selector(".jp-LabShell", timeout=120_000)

@@ -41,7 +41,8 @@ class SamlLoginHandler(BaseHandler):
         # Only a 'next' the student came with (checked by JupyterHub); none: the usual default
         # after sign-in (the student's server).
         next_url = self.get_next_url() if self.get_argument("next", "") else ""
-        url = self.authenticator.start_sign_in(self, source, next_url)
+        language = self.get_argument("lang", "")
+        url = self.authenticator.start_sign_in(self, source, next_url, language)
         self.redirect(url)
 
 
@@ -168,12 +169,18 @@ class CallystoSamlAuthenticator(Authenticator):
 
     # --- signing in ------------------------------------------------------------------------
 
-    def start_sign_in(self, handler: BaseHandler, source: str, next_url: str) -> str:
-        """The proxy's URL for SOURCE, with a fresh AuthnRequest bound to HANDLER's browser."""
+    def start_sign_in(
+        self, handler: BaseHandler, source: str, next_url: str, language: str = ""
+    ) -> str:
+        """The proxy's URL for SOURCE, with a fresh AuthnRequest bound to HANDLER's browser;
+        LANGUAGE ('fr' or 'en') is the one the student chose on the sign-in page."""
         from saml2 import BINDING_HTTP_REDIRECT
 
+        # The RelayState carries the student's language, so the proxy's pages speak it too.
         request_id, info = self.client().prepare_for_authenticate(
-            entityid=self._idp(), binding=BINDING_HTTP_REDIRECT
+            entityid=self._idp(),
+            binding=BINDING_HTTP_REDIRECT,
+            relay_state=language if language in ("en", "fr") else "",
         )
         now = time.monotonic()
         self._forget_expired(now)

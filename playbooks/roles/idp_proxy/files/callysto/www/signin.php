@@ -90,7 +90,8 @@ header('Cache-Control: no-store');
       try { window.localStorage.setItem("callysto-lang", lang); } catch (e) {} }
     var stored = null;
     try { stored = window.localStorage.getItem("callysto-lang"); } catch (e) {}
-    setLang(stored === "fr" ? "fr" : "en");
+    var chosen = <?= json_encode($state['callysto:language'] ?? '') ?>;
+    setLang((chosen || stored) === "fr" ? "fr" : "en");
     document.querySelectorAll("[data-set-lang]").forEach(function (a) {
       a.addEventListener("click", function (e) { e.preventDefault(); setLang(a.getAttribute("data-set-lang")); });
     });

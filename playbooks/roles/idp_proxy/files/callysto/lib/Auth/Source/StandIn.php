@@ -39,6 +39,8 @@ class StandIn extends Auth\Source
     public function authenticate(&$state)
     {
         $state[self::AUTHID] = $this->authId;
+        // The language the student chose on the hub's page, which sends it as the RelayState.
+        $state['callysto:language'] = (($state['saml:RelayState'] ?? '') === 'fr') ? 'fr' : '';
         $id = Auth\State::saveState($state, self::STAGEID);
         Utils\HTTP::redirectTrustedURL(Module::getModuleURL('callysto/signin.php'), ['AuthState' => $id]);
     }
