@@ -157,6 +157,9 @@ def local_hub(zfs_daemon, tmp_path_factory):
         _stop(prefix / "run" / "jupyterhub.pid")
         _stop(prefix / "run" / "jupyterhub-proxy.pid")
         _stop(prefix / "run" / "idp-proxy.pid")
+        # The sign-in proxy's sessions, in memory (what 'callysto local destroy' removes).
+        memory = hashlib.sha1(str(prefix.resolve()).encode(), usedforsecurity=False).hexdigest()
+        shutil.rmtree(Path("/dev/shm") / f"callysto-idp-{memory[:12]}", ignore_errors=True)
         for pid in _processes_under(data):
             os.kill(pid, signal.SIGKILL)
         destroy_pool(hub.pool)
