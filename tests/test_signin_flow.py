@@ -274,6 +274,22 @@ def test_addresses_are_written_nowhere(hub):
     assert list((hub.data_dir / "simplesamlphp" / "log").glob("*.log"))
 
 
+def test_the_proxy_keeps_its_sessions_in_memory_only(hub):
+    from callysto_infra import environments, local
+
+    env = environments.Environment(
+        name=hub.name,
+        path=hub.env_dir,
+        config=environments.parse_config(hub.env_dir / "env.yaml"),
+    )
+    memory = local.proxy_memory_dir(env)
+    assert memory.is_relative_to("/dev/shm")
+    sessions = list((memory / "sessions").iterdir())
+    assert sessions, "the students signed in above have proxy sessions"
+    assert (memory / "sessions").stat().st_mode & 0o077 == 0
+    assert not (hub.data_dir / "simplesamlphp" / "sessions").exists()
+
+
 def test_the_proxy_keeps_the_salt_and_keys_private(hub):
     secrets = hub.proxy_secrets
     for name in ("secrets.inc.php", "idp.key"):
