@@ -241,11 +241,36 @@ class HubSettings(Strict):
         return self
 
 
+def _metadata_source(value: str) -> str:
+    if re.fullmatch(r"https://[^\s]+", value) or not re.match(r"[a-z][a-z0-9+.-]*:", value):
+        return value
+    raise ValueError("must be an https:// URL or a file (relative to the environment)")
+
+
+_OAUTH_CLIENT_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
+
+
 class SamlSettings(Strict):
-    """Entity IDs that enter every user hash; the defaults follow the hub's name."""
+    """Entity IDs that enter every user hash (the defaults follow the hub's name), and the
+    sign-in proxy's sources."""
 
     idp_entity_id: Text | None = None
     sp_entity_id: Text | None = None
+    institution_idp: Text | None = Field(
+        default=None, description="entity ID of the institution's SAML IdP (the first button)"
+    )
+    institution_metadata: Annotated[Text, AfterValidator(_metadata_source)] | None = Field(
+        default=None,
+        description="that IdP's SAML metadata: a federation's https:// URL or a file; "
+        "relative to the environment",
+    )
+    google_client_id: Annotated[str, Field(pattern=_OAUTH_CLIENT_ID)] | None = Field(
+        default=None, description="OAuth2 client ID (its secret: secrets/google-client-secret)"
+    )
+    microsoft_client_id: Annotated[str, Field(pattern=_OAUTH_CLIENT_ID)] | None = Field(
+        default=None,
+        description="OAuth2 client ID (its secret: secrets/microsoft-client-secret)",
+    )
 
 
 class LocalSettings(Strict):

@@ -66,6 +66,18 @@ def env_vars(env: Environment) -> dict[str, Any]:
         "saml_sp_entity_id": env.sp_entity_id,
         "hub_servers": servers_vars(config.servers),
     }
+    saml = config.saml
+    if saml.institution_idp:
+        variables["idp_proxy_institution_idp"] = saml.institution_idp
+    if saml.institution_metadata:
+        source = saml.institution_metadata
+        if not source.startswith("https://"):
+            source = str((env.path / source).resolve())
+        variables["idp_proxy_institution_metadata"] = source
+    if saml.google_client_id:
+        variables["idp_proxy_google_client_id"] = saml.google_client_id
+    if saml.microsoft_client_id:
+        variables["idp_proxy_microsoft_client_id"] = saml.microsoft_client_id
     if env.type == "local":
         local = env.local
         variables.update(

@@ -20,9 +20,9 @@ BOOTSTRAP = environments.PROJECT_DIR / "scripts" / "bootstrap-system"
 # A fresh hub needs a few seconds after its playbook ends before the proxy routes to it.
 WAIT_ATTEMPTS = 60
 WAIT_TIMEOUT = 5.0
-# In the order they stop: the hub first, so it can stop students' servers through the proxy,
-# and the Docker daemon of the students' containers last.
-SERVICES = ("jupyterhub", "jupyterhub-proxy", "jupyterhub-docker")
+# In the order they stop: the hub first, so it can stop students' servers through the proxy;
+# then the sign-in proxy, and the Docker daemon of the students' containers last.
+SERVICES = ("jupyterhub", "jupyterhub-proxy", "idp-proxy", "jupyterhub-docker")
 
 
 @dataclass(frozen=True)
@@ -104,9 +104,10 @@ def sign_in_help(env: Environment) -> str:
         [
             f"The Callysto hub '{env.name}' is running at {url}",
             "",
-            "Sign in: open that address, pick any of the three sign-in buttons and type an",
-            "e-mail address. No password is asked on a local hub; the address is turned into the",
-            "same anonymous hash the Callysto sign-in service would give, and only the hash is kept.",
+            "Sign in: open that address and pick any of the three sign-in buttons. Each leads",
+            "to the sign-in proxy (SimpleSAMLphp, on this machine), whose stand-in for that",
+            "source asks only for an e-mail address, no password; the proxy turns it into the",
+            "anonymous hash the hub receives, and only the hash is kept.",
             "",
             f"Students' homes are ZFS datasets {pool}/home/<hash> with a {env.config.hub.refquota} quota:",
             f"  callysto quota list --env {env.name}",
@@ -115,6 +116,16 @@ def sign_in_help(env: Environment) -> str:
             "Stop it with 'make local/stop' (students' files stay); 'make local/destroy' removes it.",
         ]
     )
+
+
+def proxy_memory_dir(env: Environment) -> Path:
+    """Where the local sign-in proxy keeps its sessions, in memory (the idp_proxy role's
+    idp_proxy_run_dir)."""
+    import hashlib
+
+    digest = hashlib.sha1(str(env.hub_prefix.resolve()).encode(), usedforsecurity=False)
+    # A tmpfs on purpose: the proxy's sessions must never reach a disk.
+    return Path("/dev/shm") / f"callysto-idp-{digest.hexdigest()[:12]}"  # noqa: S108
 
 
 def _remove_empty_mountpoints(mountpoint: str | None) -> None:
@@ -203,6 +214,7 @@ def destroy(env: Environment, say: Say) -> None:
         zfs.destroy_pool(here, pool)
         _remove_empty_mountpoints(mounted)
     _stop_own_zfs_daemon(here, directory, say)
+    shutil.rmtree(proxy_memory_dir(env), ignore_errors=True)
     if directory.is_dir():
         say(f"removing {directory}")
         shutil.rmtree(directory)

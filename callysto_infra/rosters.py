@@ -44,9 +44,10 @@ def read(path: str) -> list[str]:
 
 def hashes(hasher: Hasher, addresses: Sequence[str], source: str, idp: str | None) -> list[str]:
     """The user hashes of ADDRESSES signing in through SOURCE, in order."""
-    if source == "saml":
+    source = userhash.ALIASES.get(source, source)
+    if source != "google":  # institution; Microsoft raises NeedsAccountId
         ids = [userhash.user_id(a, source, idp) for a in addresses]
-    else:  # the OAuth user ID is the lower-cased address (userhash.user_id), done in bulk
+    else:  # Google's user ID is the lower-cased address (userhash.user_id), done in bulk
         ids = "\n".join(addresses).lower().split("\n") if addresses else []
     return hasher.many(ids)
 

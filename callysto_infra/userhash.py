@@ -11,7 +11,23 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from callysto_infra.environments import Environment
 
-SOURCES = ("google", "microsoft", "saml")
+# The sign-in proxy's sources (the buttons of the sign-in page); 'saml' is the institution's
+# former name here.
+SOURCES = ("institution", "google", "microsoft")
+ALIASES = {"saml": "institution"}
+# The proxy's chain names a Microsoft account by its Graph id, prefixed so.
+MICROSOFT_PREFIX = "https://graph.microsoft.com!"
+
+
+class NeedsAccountId(ValueError):
+    """A Microsoft sign-in is hashed from the account id, which no address gives."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a Microsoft sign-in is hashed from the student's Microsoft account id, not the "
+            "address: give the account id (findhash --source microsoft --account-id ID)"
+        )
+
 
 # SimpleSAMLphp names the metadata sets of the hosted IdP and of the remote SP this way, and
 # TargetedID::getEntityId() prefixes each entity ID with its set.
@@ -67,24 +83,34 @@ def targeted_id(salt: str, idp_entity_id: str, sp_entity_id: str, user_id: str) 
 
 
 def user_id(email: str, source: str = "google", idp: str | None = None) -> str:
-    """The user ID SimpleSAMLphp hashes for EMAIL signing in through SOURCE.
+    """The user ID the sign-in proxy hashes for EMAIL signing in through SOURCE.
 
-    OAuth sources (Google, Microsoft) give the address, which the hubs always saw lower-cased
-    (addresses are case-insensitive, hashes are not); a SAML federation gives <email>!<IdP entity ID>.
+    Google gives the address, which the proxy's chain lower-cases (addresses are
+    case-insensitive, hashes are not); an institution's SAML IdP gives the address, to which
+    SmartID appends '!<IdP entity ID>'. Microsoft is known by its account id, so an address
+    alone cannot give its user ID: NeedsAccountId.
     """
+    source = ALIASES.get(source, source)
     address = email.strip().lower()
-    if source in ("google", "microsoft"):
+    if source == "google":
         return address
-    if source == "saml":
+    if source == "institution":
         if not idp:
-            raise ValueError("a SAML user ID needs the IdP entity ID")
+            raise ValueError("an institution's user ID needs the IdP entity ID")
         return f"{address}!{idp}"
+    if source == "microsoft":
+        raise NeedsAccountId()
     raise ValueError(f"unknown sign-in source '{source}' (expected one of {', '.join(SOURCES)})")
 
 
+def microsoft_user_id(account_id: str) -> str:
+    """The user ID the proxy hashes for the Microsoft account ACCOUNT_ID (its Graph id)."""
+    return MICROSOFT_PREFIX + account_id.strip()
+
+
 def hash_of_user(env: Environment, user: str) -> str:
-    """USER as operators give it (a 40-hex hash, or an e-mail address signing in with Google or
-    Microsoft) as the hash the hubs know, using ENV's salt and entity IDs."""
+    """USER as operators give it (a 40-hex hash, or an e-mail address signing in with Google) as
+    the hash the hubs know, using ENV's salt and entity IDs."""
     from callysto_infra import environments, validate
 
     if validate.is_user_hash(user):

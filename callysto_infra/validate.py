@@ -57,6 +57,16 @@ def email(value: str) -> str:
     return value
 
 
+def microsoft_account_id(value: str) -> str:
+    """A Microsoft account id as Graph gives it (a GUID, or 16 hex digits for a personal one)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", value):
+        raise UsageError(
+            "invalid Microsoft account id: expected the account's id from Microsoft Graph, such "
+            "as 00000000-0000-0000-0000-000000000000 or 0123456789abcdef"
+        )
+    return value
+
+
 def user_ref(value: str) -> str:
     """A user as operators name one: a 40-hex hash or an e-mail address."""
     from callysto_infra import addresses

@@ -34,7 +34,7 @@ ENV = "hubtest"
 REFQUOTA = 64 * 1024 * 1024
 
 
-def _reserve_ports(first: int = 18000, last: int = 18099, count: int = 3) -> tuple[int, int]:
+def _reserve_ports(first: int = 18000, last: int = 18099, count: int = 4) -> tuple[int, int]:
     """COUNT consecutive free ports in our range, reserved for as long as the returned lock file
     descriptor stays open: test runs in parallel never pick the same block, although the hub
     binds its ports only minutes later."""
@@ -149,6 +149,10 @@ def local_hub(zfs_daemon, tmp_path_factory):
             env={**os.environ, "CALLYSTO_ENVS_DIR": str(envs)},
             capture_output=True, check=False,
         )  # fmt: skip
+        # The sign-in proxy's sessions, in memory (what 'callysto local destroy' removes).
+        prefix = data / "jupyterhub"
+        memory = hashlib.sha1(str(prefix.resolve()).encode(), usedforsecurity=False).hexdigest()
+        shutil.rmtree(Path("/dev/shm") / f"callysto-idp-{memory[:12]}", ignore_errors=True)
         for pid in _processes_under(data):
             os.kill(pid, signal.SIGKILL)
         destroy_pool(hub.pool)

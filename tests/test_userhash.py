@@ -89,13 +89,23 @@ def test_lengths_count_utf8_bytes_like_php_strlen():
     )
 
 
-def test_oauth_user_id_is_the_lower_cased_address():
+def test_google_user_id_is_the_lower_cased_address():
     assert userhash.user_id("Ada.Lovelace@Example.ORG") == "ada.lovelace@example.org"
-    assert userhash.user_id("Ada@X.ca", "microsoft") == "ada@x.ca"
+    assert userhash.user_id("Ada@X.ca", "google") == "ada@x.ca"
 
 
-def test_saml_user_id_carries_the_idp():
+def test_microsoft_user_id_is_the_account_id_and_no_address_gives_it():
+    with pytest.raises(userhash.NeedsAccountId, match="account id"):
+        userhash.user_id("Ada@X.ca", "microsoft")
+    assert userhash.microsoft_user_id("0123abcd") == "https://graph.microsoft.com!0123abcd"
+
+
+def test_institution_user_id_carries_the_idp():
     assert userhash.user_id("Ada@X.ca", "saml", "https://idp.x.ca") == "ada@x.ca!https://idp.x.ca"
+    assert (
+        userhash.user_id("Ada@X.ca", "institution", "https://idp.x.ca")
+        == "ada@x.ca!https://idp.x.ca"
+    )
     with pytest.raises(ValueError, match="IdP entity ID"):
         userhash.user_id("ada@x.ca", "saml")
 
@@ -120,6 +130,42 @@ def test_findhash_uses_the_environment_salt_and_entity_ids(callysto, dev_env):
     assert done.stdout.splitlines()[0] == expected
     # No Terraform state yet: the hash is still the answer, and the hub is said to be unknown.
     assert "hub: unknown" in done.stderr and "terraform apply" in done.stderr
+
+
+def test_findhash_microsoft_needs_the_account_id_not_the_address(callysto, dev_env, one_line_error):
+    refused = callysto(
+        "user", "findhash", "--env", "brave-otter", "--source", "microsoft", "a@b.ca"
+    )
+    one_line_error(refused, "account id")
+    assert refused.stdout == ""
+    done = callysto("user", "findhash", "--env", "brave-otter", "--source", "microsoft",
+                    "--account-id", "00000000-0000-0000-abcd-1234567890ab")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    salt = environments.read_salt(dev_env.salt_file)
+    uid = "https://graph.microsoft.com!00000000-0000-0000-abcd-1234567890ab"
+    assert done.stdout.splitlines()[0] == php_hash(
+        salt, dev_env.idp_entity_id, dev_env.sp_entity_id, uid
+    )
+    roster = callysto("user", "findhash", "--env", "brave-otter", "--source", "microsoft",
+                      "--account-id", "0123abcd", "--file", "/nonexistent")  # fmt: skip
+    one_line_error(roster, "account ids")
+    bad = callysto("user", "findhash", "--env", "brave-otter", "--source", "microsoft",
+                   "--account-id", "a;b")  # fmt: skip
+    one_line_error(bad, "Microsoft account id")
+
+
+def test_findhash_institution_needs_the_idp(callysto, dev_env, one_line_error):
+    refused = callysto(
+        "user", "findhash", "--env", "brave-otter", "--source", "institution", "a@b.ca"
+    )
+    one_line_error(refused, "--idp")
+    done = callysto("user", "findhash", "--env", "brave-otter", "--source", "institution",
+                    "--idp", "https://idp.school.ca", "a@b.ca")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    salt = environments.read_salt(dev_env.salt_file)
+    assert done.stdout.splitlines()[0] == php_hash(
+        salt, dev_env.idp_entity_id, dev_env.sp_entity_id, "a@b.ca!https://idp.school.ca"
+    )
 
 
 def test_findhash_json_names_the_inputs(callysto, dev_env):

@@ -56,14 +56,21 @@ def _hasher(env_name, salt_file, idp_entity_id, sp_entity_id):
 @click.argument("email", required=False, callback=validated(validate.email))
 @click.option(
     "--source",
-    type=click.Choice(["google", "microsoft", "saml"]),
+    type=click.Choice(["institution", "google", "microsoft", "saml"]),
     default="google",
-    help="How the student signs in.",
+    help="The button the student signs in with ('saml' is the former name of institution).",
 )
 @click.option(
     "--idp", metavar="ENTITYID", callback=validated(validate.entity_id),
-    help="The student's IdP entity ID (with --source saml).",
+    help="The student's IdP entity ID (with --source institution).",
 )  # fmt: skip
+@click.option(
+    "--account-id",
+    metavar="ID",
+    callback=validated(validate.microsoft_account_id),
+    help="The student's Microsoft account id (with --source microsoft): the proxy hashes it, "
+    "not the address.",
+)
 @click.option(
     "--salt-file", type=click.Path(dir_okay=False), help="Salt file instead of the env's."
 )
@@ -82,21 +89,43 @@ def _hasher(env_name, salt_file, idp_entity_id, sp_entity_id):
     "--output", type=click.Path(dir_okay=False), help="Write the roster's CSV here, not stdout."
 )
 def findhash(
-    env_name, as_json, email, source, idp, salt_file, idp_entity_id, sp_entity_id, roster, output
+    env_name,
+    as_json,
+    email,
+    source,
+    idp,
+    account_id,
+    salt_file,
+    idp_entity_id,
+    sp_entity_id,
+    roster,
+    output,
 ):
-    """Print the user hash of EMAIL, and which hub holds its home.
+    """Print the user hash of EMAIL, as the sign-in proxy gives it, and which hub holds its home.
 
     With --file ROSTER, hash one address per line and write CSV 'email,hash' (a class list).
     The salt always comes from a file: the environment's secrets/saml-salt, or --salt-file.
+    A Microsoft sign-in is hashed from the account id: give --account-id ID instead of EMAIL.
     """
     from callysto_infra import userhash
 
-    if (email is None) == (roster is None):
+    source = userhash.ALIASES.get(source, source)
+    if source == "microsoft":
+        if account_id is None:
+            raise click.UsageError(str(userhash.NeedsAccountId()))
+        if roster is not None:
+            raise click.UsageError(
+                "a roster holds addresses, and Microsoft sign-ins are hashed from account ids: "
+                "hash each student with --account-id ID"
+            )
+    elif account_id is not None:
+        raise click.UsageError("--account-id is only for --source microsoft")
+    elif (email is None) == (roster is None):
         raise click.UsageError("give either an EMAIL or --file ROSTER")
-    if source == "saml" and not idp:
-        raise click.UsageError("--source saml needs --idp ENTITYID (the student's IdP)")
-    if idp and source != "saml":
-        raise click.UsageError("--idp is only for --source saml")
+    if source == "institution" and not idp:
+        raise click.UsageError("--source institution needs --idp ENTITYID (the student's IdP)")
+    if idp and source != "institution":
+        raise click.UsageError("--idp is only for --source institution")
     env, hasher = _hasher(env_name, salt_file, idp_entity_id, sp_entity_id)
 
     if roster is not None:
@@ -112,14 +141,17 @@ def findhash(
             sys.stdout.write(rosters.csv_text(addresses, hashes))
         return
 
-    user_id = userhash.user_id(email, source, idp)
+    if source == "microsoft":
+        user_id = userhash.microsoft_user_id(account_id)
+    else:
+        user_id = userhash.user_id(email, source, idp)
     user_hash = hasher.targeted_id(user_id)
     from callysto_infra import homes  # a roster never asks the hubs, so only here
 
     where = homes.where_is(env, user_hash) if env is not None else None
     if as_json:
         emit_json({"email": email, "source": source, "user_id": user_id, "hash": user_hash,
-                   **(where or {})})  # fmt: skip
+                   **({"account_id": account_id} if account_id else {}), **(where or {})})  # fmt: skip
         return
     click.echo(user_hash)
     if where is None:

@@ -1,12 +1,10 @@
-"""The Callysto sign-in page for JupyterHub and the authenticators behind its buttons.
-
-The hub only ever learns a student's TargetedID hash: on a cloud hub the SAML proxy computes it,
-on a local (development) hub the development authenticator computes it the same way.
+"""The Callysto sign-in page for JupyterHub, and the hub as a SAML service provider of the
+sign-in proxy: the hub only ever learns a student's TargetedID hash, which the proxy computes.
 """
 
 from pathlib import Path
 
 TEMPLATES = str(Path(__file__).resolve().parent / "templates")
 
-# The sign-in sources on the page, in the order shown, and the user-hash source each one is.
-SOURCES = {"institution": "saml", "google": "google", "microsoft": "microsoft"}
+# The sign-in sources on the page, in the order shown (the proxy's multiauth sources).
+SOURCES = ("institution", "google", "microsoft")

@@ -1,0 +1,323 @@
+"""Sign-in through the real SimpleSAMLphp proxy on a local hub brought up by `make local`: each
+button, driven by Chromium in English and French, ends in a running server in the dataset of
+the hash `callysto user findhash --source ...` prints; forged, altered, replayed, expired and
+misdirected responses and a browser's REMOTE_USER header sign no one in; sign-out ends the
+proxy's session too; no address is written anywhere; a reinstall keeps every hash."""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.signin import ARTIFACTS, Student, forge_response, local_hub
+
+pytestmark = pytest.mark.slow
+
+ENV_NAME = "signin"
+PORT = 18620  # the hub; +1 the hub's API, +2 the proxy's API, +3 the sign-in proxy
+TOKEN = uuid.uuid4().hex[:10]
+# Unique to this run, so that finding one anywhere can only mean this run wrote it.
+GOOGLE = f"Ana.Tremblay.{TOKEN}@Example.org"
+INSTITUTION = f"o'brien+{TOKEN}@district-3.ca"
+INSTITUTION_IDP = "https://idp.ecole.example.ca/idp/shibboleth"
+MICROSOFT = f"kim.{TOKEN}@outlook.example.com"
+MICROSOFT_ACCOUNT = f"{TOKEN}abcdef"[:16]
+ADDRESSES = (GOOGLE, INSTITUTION, MICROSOFT)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def hub(zfs_daemon):
+    with local_hub(ENV_NAME, PORT, "signin") as hub:
+        yield hub
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def findhash_args(source: str) -> list[str]:
+    if source == "institution":
+        return ["--source", "institution", "--idp", INSTITUTION_IDP, INSTITUTION]
+    if source == "microsoft":
+        return ["--source", "microsoft", "--account-id", MICROSOFT_ACCOUNT]
+    return ["--source", "google", GOOGLE]
+
+
+def fill_stand_in(page, source: str) -> None:
+    """The proxy's stand-in form of SOURCE, filled as a student would."""
+    page.wait_for_selector("#email_input")
+    page.fill("#email_input", {"institution": INSTITUTION, "google": GOOGLE}.get(source, MICROSOFT))
+    if source == "institution":
+        page.fill("#idp_input", INSTITUTION_IDP)
+    if source == "microsoft":
+        page.fill("#account_input", MICROSOFT_ACCOUNT)
+    page.click("#login_submit")
+
+
+def nothing_created(hub, user_hash: str) -> bool:
+    return user_hash not in hub.users() and hub.dataset(user_hash) is None
+
+
+def fresh_hash() -> str:
+    return uuid.uuid4().hex + uuid.uuid4().hex[:8]
+
+
+# --- each button, in a real browser ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "language"), [("institution", "fr"), ("google", "en"), ("microsoft", "fr")]
+)
+def test_each_button_signs_in_through_the_proxy_to_a_running_server(hub, browser, source, language):
+    expected = hub.findhash(*findhash_args(source))
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(f"{hub.url}hub/login")
+    if language == "fr":
+        page.click("#lang-fr")
+        assert "Se connecter avec un compte" in page.inner_text("body")
+    page.click(f"#source-{source}")
+    page.wait_for_selector("#email_input")
+    assert page.url.startswith(hub.proxy_url)  # the real proxy, not the hub
+    greeting = {"en": "Sign in with your", "fr": "Connexion avec votre"}[language]
+    assert greeting in page.inner_text("body")  # in the language chosen on the hub's page
+    fill_stand_in(page, source)
+    page.wait_for_url(f"**/user/{expected}/**", timeout=180_000)
+    page.wait_for_selector(".jp-LabShell", timeout=120_000)
+    page.screenshot(path=str(ARTIFACTS / f"signin-{source}-{language}.png"))
+    user = hub.api(f"users/{expected}")
+    assert user["servers"][""]["ready"] is True
+    assert hub.dataset(expected) == f"{hub.pool}/home/{expected}"
+    context.close()
+
+
+def test_sign_out_ends_the_proxy_session_too(hub, browser):
+    expected = hub.findhash(*findhash_args("google"))
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(f"{hub.url}hub/login")
+    page.click("#source-google")
+    fill_stand_in(page, "google")
+    page.wait_for_url(f"**/user/{expected}/**", timeout=180_000)
+
+    page.goto(f"{hub.url}hub/logout")
+    page.wait_for_url(f"{hub.url}hub/login**")
+    # The next student at this screen: the hub shows its sign-in page, not the server ...
+    page.goto(f"{hub.url}hub/home")
+    page.wait_for_url(f"{hub.url}hub/login**")
+    assert page.is_visible("#source-google")
+    # ... and the proxy asks again instead of signing the previous student back in.
+    page.click("#source-google")
+    page.wait_for_selector("#email_input")
+    assert page.url.startswith(hub.proxy_url)
+    context.close()
+
+
+# --- only the proxy's own responses, to this browser's own request ----------------------------
+
+
+def test_a_response_made_with_the_proxys_key_is_accepted(hub):
+    """The forging below is faithful: signed and encrypted as the proxy does, it signs in."""
+    student = Student(hub)
+    request_id = student.start("google")
+    user_hash = fresh_hash()
+    answer = student.post_response(forge_response(hub, request_id, user_hash))
+    assert answer.status_code == 302, answer.text[:300]
+    assert user_hash in hub.users()
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        pytest.param({"sign": False}, id="unsigned"),
+        pytest.param({"encrypt": False}, id="assertion-not-encrypted"),
+        pytest.param(
+            {"audience": "https://another-hub.example.ca/shibboleth"}, id="other-audience"
+        ),
+        pytest.param({"lifetime_minutes": -10}, id="expired"),
+    ],
+)
+def test_forged_responses_sign_no_one_in(hub, forgery):
+    student = Student(hub)
+    request_id = student.start("google")
+    user_hash = fresh_hash()
+    answer = student.post_response(forge_response(hub, request_id, user_hash, **forgery))
+    assert answer.status_code == 403
+    assert student.signed_in_as() is None
+    assert nothing_created(hub, user_hash)
+
+
+def test_a_response_to_another_request_signs_no_one_in(hub):
+    student = Student(hub)
+    student.start("google")
+    user_hash = fresh_hash()
+    answer = student.post_response(forge_response(hub, "_not-this-browsers-request", user_hash))
+    assert answer.status_code == 403
+    assert nothing_created(hub, user_hash)
+
+
+def test_an_altered_assertion_signs_no_one_in(hub):
+    student = Student(hub)
+    _, response = student.proxy_response("google", GOOGLE)
+    xml = base64.b64decode(response).decode()
+    start = xml.index("<xenc:CipherValue>", xml.index("EncryptedData")) + len("<xenc:CipherValue>")
+    # Change a few bytes of the encrypted assertion after the proxy signed the response.
+    altered = (
+        xml[:start] + ("AAAA" if xml[start : start + 4] != "AAAA" else "BBBB") + xml[start + 4 :]
+    )
+    answer = student.post_response(base64.b64encode(altered.encode()).decode())
+    assert answer.status_code == 403
+    assert student.signed_in_as() is None
+
+
+def test_a_replayed_response_signs_no_one_in(hub):
+    first = Student(hub)
+    _, response = first.proxy_response("institution", INSTITUTION, idp=INSTITUTION_IDP)
+    assert first.post_response(response).status_code == 302
+    # The same response again, from the same browser ...
+    assert first.post_response(response).status_code == 403
+    # ... and from another browser with a pending sign-in of its own.
+    second = Student(hub)
+    second.start("institution")
+    assert second.post_response(response).status_code == 403
+    assert second.signed_in_as() is None
+
+
+def test_a_browsers_remote_user_header_signs_no_one_in(hub):
+    user_hash = fresh_hash()
+    student = Student(hub)
+    student.session.headers.update({"REMOTE_USER": user_hash, "Remote-User": user_hash})
+    assert student.signed_in_as() is None
+    login = student.session.get(f"{hub.url}hub/login")
+    assert login.status_code == 200 and 'id="source-google"' in login.text
+    for path in ("hub/remote-login", "hub/saml/acs"):
+        student.session.get(f"{hub.url}{path}", allow_redirects=False)
+    assert nothing_created(hub, user_hash)
+
+
+def test_a_local_hub_still_signs_in_a_posted_user_hash(hub):
+    student = Student(hub)
+    student.session.get(f"{hub.url}hub/login")
+    xsrf = student.session.cookies.get("_xsrf")
+    user_hash = fresh_hash()
+    done = student.session.post(
+        f"{hub.url}hub/login",
+        data={"username": user_hash, "password": "", "_xsrf": xsrf},
+        allow_redirects=False,
+    )
+    assert done.status_code == 302
+    assert user_hash in hub.users()
+    refused = student.session.post(
+        f"{hub.url}hub/login",
+        data={"username": GOOGLE, "password": "", "_xsrf": xsrf},
+        allow_redirects=False,
+    )
+    assert refused.status_code == 403
+
+
+# --- privacy and stability ---------------------------------------------------------------------
+
+
+def _files(root: Path):
+    for directory, dirs, files in os.walk(root):
+        # A student's own browser profile is not the machine's: Playwright's lives in /tmp.
+        dirs[:] = [d for d in dirs if not d.startswith("playwright")]
+        for name in files:
+            path = Path(directory) / name
+            try:
+                if path.is_symlink() or not path.is_file() or path.stat().st_size > 64 << 20:
+                    continue
+                yield path, path.read_bytes()
+            except OSError:
+                continue
+
+
+def test_addresses_are_written_nowhere(hub):
+    needles = {
+        variant.encode()
+        for address in ADDRESSES
+        for variant in (address, address.lower(), address.split("@")[0].lower())
+    }
+    roots = [hub.root, hub.mountpoint, Path("/var/log"), Path("/var/lib"), Path("/tmp")]
+    seen = 0
+    for root in roots:
+        for path, data in _files(root):
+            seen += 1
+            lowered = data.lower()
+            for needle in needles:
+                assert needle.lower() not in lowered, f"{needle!r} found in {path}"
+    assert seen > 100
+    # The places that would hold one if anything did were read.
+    assert list(hub.data_dir.rglob("jupyterhub.sqlite"))
+    assert list((hub.data_dir / "simplesamlphp" / "log").glob("*.log"))
+
+
+def test_the_proxy_keeps_its_sessions_in_memory_only(hub):
+    from callysto_infra import environments, local
+
+    env = environments.Environment(
+        name=hub.name,
+        path=hub.env_dir,
+        config=environments.parse_config(hub.env_dir / "env.yaml"),
+    )
+    memory = local.proxy_memory_dir(env)
+    assert memory.is_relative_to("/dev/shm")
+    sessions = list((memory / "sessions").iterdir())
+    assert sessions, "the students signed in above have proxy sessions"
+    assert (memory / "sessions").stat().st_mode & 0o077 == 0
+    assert not (hub.data_dir / "simplesamlphp" / "sessions").exists()
+
+
+def test_the_proxy_keeps_the_salt_and_keys_private(hub):
+    secrets = hub.proxy_secrets
+    for name in ("secrets.inc.php", "idp.key"):
+        assert (secrets / name).stat().st_mode & 0o007 == 0, name
+    assert (hub.hub_secrets / "saml-sp.key").stat().st_mode & 0o777 == 0o600
+    salt = (hub.env_dir / "secrets" / "saml-salt").read_text().strip()
+    assert salt not in (Path(ARTIFACTS) / "make-local-signin.log").read_text()
+
+
+def test_a_reinstall_keeps_every_hash(hub):
+    """A fresh SimpleSAMLphp install puts a random salt in secrets.inc.php and leaves no
+    configuration; the next run of the playbook puts the environment's back."""
+    secrets_inc = hub.proxy_secrets / "secrets.inc.php"
+    secrets_inc.write_text("<?php\n$config['secretsalt'] = 'a-random-salt-of-a-fresh-install';\n")
+    for name in ("config.php", "authsources.php"):
+        (hub.data_dir / "simplesamlphp" / "config" / name).unlink()
+    again = hub.make()
+    assert again.returncode == 0, again.stderr[-2000:]
+    expected = hub.findhash(*findhash_args("google"))
+    student = Student(hub)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            answer = student.sign_in("google", GOOGLE)
+            break
+        except (AssertionError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    assert answer.status_code == 302
+    assert student.signed_in_as() == expected
