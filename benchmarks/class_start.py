@@ -17,7 +17,6 @@ import concurrent.futures
 import hashlib
 import http.cookiejar
 import json
-import re
 import subprocess
 import sys
 import time
@@ -31,7 +30,6 @@ from tests.localhub import PROJECT, LocalHub
 
 PREVIOUS = "fe43dd1"  # the last commit whose spawner ran every server as one Unix user
 PREVIOUS_USER = "jupyter"
-XSRF_RE = re.compile(r'name="_xsrf" value="([^"]+)"')
 
 
 def cpu_seconds() -> float:
@@ -45,8 +43,8 @@ def sign_in(hub: LocalHub, user: str) -> tuple[float, urllib.request.OpenerDirec
     """Seconds the sign-in POST took, and the student's browser-like opener (cookies kept)."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    page = opener.open(f"{hub.url}hub/login", timeout=120).read().decode()
-    xsrf = XSRF_RE.search(page).group(1)
+    opener.open(f"{hub.url}hub/login", timeout=120).read()
+    xsrf = urllib.parse.unquote(next(c.value for c in jar if c.name == "_xsrf"))
     form = urllib.parse.urlencode({"username": user, "_xsrf": xsrf}).encode()
     started = time.monotonic()
     login = urllib.request.Request(f"{hub.url}hub/login?next=", data=form)  # noqa: S310
@@ -65,7 +63,10 @@ def one_student(hub: LocalHub, user: str, start: float) -> tuple[float, float]:
     took, opener = sign_in(hub, user)
     # The hub's own spawn page starts the server, as the browser's redirect after sign-in does.
     opener.open(f"{hub.url}hub/spawn", timeout=300).read()
+    deadline = time.monotonic() + 300
     while not ready(hub, user):
+        if time.monotonic() > deadline:
+            return took, float("inf")  # never started: counted as a failure
         time.sleep(0.2)
     return took, time.monotonic() - start
 
@@ -90,6 +91,7 @@ def class_starts(hub: LocalHub, count: int, tag: str) -> dict:
         "slowest_sign_in_s": round(max(r[0] for r in results), 2),
         "first_server_s": round(min(r[1] for r in results), 1),
         "last_server_s": round(max(r[1] for r in results), 1),
+        "not_started": sum(1 for r in results if r[1] == float("inf")),
         "cpu_per_spawn_s": round(cpu_used / count, 2),
     }
 
@@ -104,6 +106,8 @@ def use_previous_spawner(hub: LocalHub) -> None:
     (hub.prefix / "etc" / "callysto_hub_previous.py").write_text(previous)
     subprocess.run(["useradd", "--system", "--no-create-home", PREVIOUS_USER], check=False)
     venv = hub.prefix / "venv"
+    for directory in (hub.root, hub.data_dir, hub.prefix):
+        directory.chmod(0o755)  # the servers' user runs them from the hub's virtual environment
     subprocess.run(
         [str(venv / "bin" / "pip"), "install", "--quiet", "jupyterlab==4.6.6"], check=True
     )

@@ -310,7 +310,11 @@ class ServerSettings(Strict):
         validate_default=True, default="30m", description="stop a kernel idle this long; 0: never"
     )
     concurrent_spawns: Annotated[int, Field(ge=1, le=1000)] = Field(
-        default=100, description="servers starting at the same moment"
+        default=100, description="servers waiting to start before the hub asks students to retry"
+    )
+    starting_at_once: Annotated[int, Field(ge=0, le=1000)] = Field(
+        default=0,
+        description="servers starting at the same moment (the others queue); 0: one per CPU",
     )
     groups: dict[GroupName, GroupLimits] = Field(default_factory=dict)
 

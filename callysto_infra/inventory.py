@@ -102,6 +102,7 @@ def servers_vars(servers: ServerSettings) -> dict[str, Any]:
         "cull_every": max(1, min(60, (idle or servers.max_age) // 2)),
         "kernel_idle_timeout": servers.kernel_idle_timeout,
         "concurrent_spawns": servers.concurrent_spawns,
+        "starting_at_once": servers.starting_at_once,
         "groups": {
             name: {key: getattr(group, key) for key in limits if getattr(group, key) is not None}
             for name, group in servers.groups.items()

@@ -151,7 +151,42 @@ class ZfsHomeSpawner(DockerSpawner):
             "tmpfs": {"/tmp": "rw,nosuid,nodev,size=256m,mode=1777"},  # noqa: S108
             "init": True,
         }
-        return await super().start()
+        # A server's start is mostly CPU (Python and JupyterLab loading). Started all at once, a
+        # class's servers share the CPUs and every student waits as long as the last; started a
+        # few at a time, the first is ready in seconds and the last no later.
+        async with self._starting():
+            ip, port = await super().start()
+            await self._until_listening(ip, port)
+        return ip, port
+
+    async def _until_listening(self, ip: str, port: int) -> None:
+        """Until the server accepts connections, its container has stopped, or http_timeout has
+        passed (then the hub's own wait says what went wrong)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.http_timeout
+        tries = 0
+        while loop.time() < deadline:
+            try:
+                _, writer = await asyncio.open_connection(ip, port)
+            except OSError:
+                tries += 1
+                if tries % 10 == 0 and await self.poll() is not None:
+                    return
+                await asyncio.sleep(0.1)
+            else:
+                writer.close()
+                return
+
+    starting_at_once = Integer(
+        0, config=True, help="Servers starting at the same moment; 0: one per CPU of the hub."
+    )
+    _start_slots: asyncio.Semaphore | None = None
+
+    def _starting(self) -> asyncio.Semaphore:
+        cls = type(self)
+        if cls._start_slots is None:
+            cls._start_slots = asyncio.Semaphore(self.starting_at_once or os.cpu_count() or 1)
+        return cls._start_slots
 
     async def get_ip_and_port(self):
         return "127.0.0.1", self.port
