@@ -57,6 +57,21 @@ def load_local(name: str | None) -> Environment:
     return env
 
 
+def check_reachable(env: Environment) -> None:
+    """The sign-in proxy runs as an unprivileged user (www-data) from its folder in the data
+    directory, so every directory above it must let others through (a clone under /root would
+    not)."""
+    directory = env.data_dir.resolve()
+    closed = environments.closed_to_others(directory)
+    if closed is not None:
+        raise UsageError(
+            f"the sign-in proxy could not reach {directory}: {closed} is closed to other "
+            f"users; set local.data_dir in {env.path / environments.ENV_FILE} to a directory "
+            f"they can reach (e.g. {environments.SHARED_DATA_ROOT / env.name}) or run "
+            f"'chmod o+x {closed}'"
+        )
+
+
 def bootstrap(say: Say) -> None:
     """Install the Debian packages a local hub needs (zfs-fuse, node and npm, ...)."""
     say("checking the system packages a local hub needs (scripts/bootstrap-system)")
@@ -82,6 +97,7 @@ def up(name: str | None, say: Say, *, install: bool = True) -> Up:
     env, created = ensure_env(name)
     if created:
         say(f"created environment '{env.name}' in {env.path}")
+    check_reachable(env)
     if install:
         bootstrap(say)
     provision(env, say)

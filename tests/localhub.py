@@ -86,6 +86,9 @@ class LocalHub:
         self.port = port
         self.settings = settings or {}
         self.root = Path(tempfile.mkdtemp(prefix=f"callysto-{name}-"))
+        # The sign-in proxy's unprivileged user must pass through to its folder in the data
+        # directory, so not under a folder closed to others.
+        self.root.chmod(0o755)
         self.envs = self.root / "envs"
         self.pool = f"cy{name[:4]}{uuid.uuid4().hex[:8]}"
         self.env_dir = self.envs / name

@@ -98,6 +98,21 @@ def test_destroy_leaves_a_pool_that_is_not_made_of_its_files(
     assert elsewhere.exists()
 
 
+def test_up_refuses_a_data_directory_the_sign_in_proxy_cannot_reach(envs_dir, callysto, tmp_path):
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    environments.create("local", "site")
+    local_env_path = envs_dir / "site" / "env.yaml"
+    config = yaml.safe_load(local_env_path.read_text())
+    config["local"]["data_dir"] = str(closed / "data")
+    local_env_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = callysto("local", "up", "--env", "site", "--no-install")
+    assert result.returncode == 2
+    assert f"{closed} is closed to other users" in result.stderr
+    assert "local.data_dir" in result.stderr
+    assert not (closed / "data").exists()
+
+
 def test_a_clone_others_cannot_reach_gets_its_data_directory_outside(tmp_path, monkeypatch):
     # A newcomer's clone under /root (mode 0700): the first 'make local' must still work there.
     closed = tmp_path / "home-of-root"
