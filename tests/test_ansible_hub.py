@@ -122,7 +122,9 @@ def _processes_under(path: Path) -> list[int]:
 @pytest.fixture(scope="module")
 def local_hub(zfs_daemon, tmp_path_factory):
     envs = tmp_path_factory.mktemp("envs")
+    # The sign-in proxy's user must pass through to its folder: not under pytest's 0700 tmp.
     data = Path(tempfile.mkdtemp(prefix="callysto-ansible-"))
+    data.chmod(0o755)
     port, port_lock = _reserve_ports()
     hub = LocalHub(envs, data, f"cyhub{uuid.uuid4().hex[:8]}", port)
     made = subprocess.run(
