@@ -341,7 +341,10 @@ def test_email_is_stored_nowhere(hub):
     roots = [hub.root, hub.mountpoint]
     seen = 0
     for root in roots:
-        for directory, _dirs, files in os.walk(root):
+        for directory, dirs, files in os.walk(root):
+            if Path(directory).name == "jupyterhub":
+                # The Docker daemon's runtime state: namespace handles and sockets, not files.
+                dirs[:] = [d for d in dirs if d != "run"]
             for name in files:
                 path = Path(directory) / name
                 if path.is_symlink() or not path.is_file():
