@@ -67,10 +67,13 @@ def container_memory(env: Environment, hub: Hub) -> dict[str, int]:
     return usage
 
 
-def running(env: Environment, note: Callable[[str], None]) -> list[Server]:
-    """Every running (or starting) server on ENV's hubs; a hub that does not answer is NOTEd."""
+def running(
+    env: Environment, note: Callable[[str], None], on: list[Hub] | None = None
+) -> list[Server]:
+    """Every running (or starting) server on ENV's hubs (or those ON); a hub that does not
+    answer is NOTEd."""
     found: list[Server] = []
-    for hub in hubs.hubs(env):
+    for hub in hubs.hubs(env) if on is None else on:
         try:
             users = hubapi.active_users(env, hub)
         except OperationError as exc:
@@ -108,9 +111,10 @@ def stop_idle(
 ) -> list[tuple[Server, str]]:
     """Stop every server idle for more than OLDER_THAN seconds; (server, what happened) each."""
     now = dt.datetime.now(dt.UTC)
-    by_name = {hub.name: hub for hub in hubs.hubs(env)}
+    everywhere = hubs.hubs(env)
+    by_name = {hub.name: hub for hub in everywhere}
     stopped = []
-    for server in running(env, note):
+    for server in running(env, note, everywhere):
         idle = idle_seconds(server, now)
         if idle is None or idle <= older_than:
             continue
