@@ -273,6 +273,17 @@ class SamlSettings(Strict):
     )
 
 
+class FrontdoorSettings(Strict):
+    """A host of its own in front of the hubs, <name>.<host.domain>: the sign-in proxy runs there
+    instead of on the hub. The entity IDs that enter every hash stay those of saml.*, so adding
+    or removing it changes no student's hash."""
+
+    name: DnsLabel
+    floating_ip: FloatingIp | None = Field(
+        default=None, description="an existing floating IP to adopt; none: cloud.floating_ip_pool"
+    )
+
+
 class LocalSettings(Strict):
     """A local environment: this machine is the hub."""
 
@@ -361,6 +372,7 @@ class EnvConfig(Strict):
     saml: SamlSettings = Field(default_factory=SamlSettings)
     support_email: Email = "support@callysto.ca"
     local: LocalSettings | None = None
+    frontdoor: FrontdoorSettings | None = None
     homes_backup: HomesBackupSettings = Field(default_factory=HomesBackupSettings)
     servers: ServerSettings = Field(default_factory=ServerSettings)
 
@@ -372,6 +384,26 @@ class EnvConfig(Strict):
             raise ValueError("a local environment has no 'cloud' section (this machine is the hub)")
         if self.type != "local" and self.local is not None:
             raise ValueError("only a local environment has a 'local' section")
+        if self.type == "local" and self.frontdoor is not None:
+            raise ValueError(
+                "a local environment has no 'frontdoor' section (its sign-in proxy already "
+                "runs beside the hub, on its own port)"
+            )
+        frontdoor = self.frontdoor
+        if (
+            frontdoor is not None
+            and frontdoor.floating_ip is not None
+            and (frontdoor.floating_ip == self.hub.floating_ip)
+        ):
+            raise ValueError(
+                f"frontdoor.floating_ip {frontdoor.floating_ip!r} is the hub's too: "
+                "each host needs an address of its own"
+            )
+        if frontdoor is not None and frontdoor.name == self.host.name:
+            raise ValueError(
+                f"frontdoor.name {self.frontdoor.name!r} is the hub's name: give the front door "
+                "a name of its own"
+            )
         if self.type == "prod":
             _prod_adopts(self, info.context or {})
         return self
@@ -407,6 +439,13 @@ def _prod_adopts(config: EnvConfig, context: dict) -> None:
             ("hub", "floating_ip"),
             hub.floating_ip,
             "a prod environment adopts its existing floating IP: give its address",
+        )
+    frontdoor = config.frontdoor
+    if frontdoor is not None and frontdoor.floating_ip is None and not listed_later:
+        problem(
+            ("frontdoor", "floating_ip"),
+            frontdoor.floating_ip,
+            "a prod front door adopts its existing floating IP: give its address",
         )
     if config.cloud.floating_ip_pool is not None:
         problem(

@@ -49,6 +49,17 @@ class Environment(paths.EnvPaths):
         return self.config.host.fqdn
 
     @property
+    def frontdoor_fqdn(self) -> str | None:
+        """The front door's name, when the environment has one (the sign-in proxy's host)."""
+        frontdoor = self.config.frontdoor
+        return None if frontdoor is None else f"{frontdoor.name}.{self.config.host.domain}"
+
+    @property
+    def idp_proxy_fqdn(self) -> str:
+        """Where the sign-in proxy runs: the front door, else the hub itself."""
+        return self.frontdoor_fqdn or self.fqdn
+
+    @property
     def salt_file(self) -> Path:
         return self.secrets_dir / SALT_FILE
 

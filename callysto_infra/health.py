@@ -1,9 +1,11 @@
 """Is an environment's hub serving? The proxy answers and routes to the hub, the hub's API answers
-to the operator token, the ZFS pool is ONLINE and has room for students to sign in."""
+to the operator token, the sign-in proxy publishes the pinned IdP, the ZFS pool is ONLINE and
+has room for students to sign in."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -93,6 +95,44 @@ def check_proxy(env: Environment, timeout: float) -> Check:
     return Check("proxy", True, f"{hub_url(env)} routes to JupyterHub {doc['version']}")
 
 
+def sign_in_url(env: Environment) -> str:
+    """The sign-in proxy's base: its own port on this machine (the hub's + 3), else
+    /simplesaml/ on the front door or, without one, on the hub."""
+    if env.type == "local":
+        return f"http://127.0.0.1:{env.local.port + 3}/simplesaml/"
+    return f"https://{env.idp_proxy_fqdn}/simplesaml/"
+
+
+# The root element's entityID in SAML metadata (read as text: nothing else of it is needed).
+_ENTITY_ID = re.compile(rb"<(?:[\w.-]+:)?EntityDescriptor\b[^>]*?\bentityID=\"([^\"]*)\"")
+
+
+def check_sign_in(env: Environment, timeout: float) -> Check:
+    """The sign-in proxy publishes the IdP whose entity ID the environment pins: students can
+    sign in, and their hashes are the ones `callysto user findhash` prints."""
+    url = sign_in_url(env) + "saml2/idp/metadata.php"
+    request = urllib.request.Request(url)  # noqa: S310 (built above: http or https)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            status, body = response.status, response.read(1 << 20)
+    except urllib.error.HTTPError as exc:
+        return Check("sign-in", False, f"{url} answered HTTP {exc.code}, not the proxy's metadata")
+    except (OSError, urllib.error.URLError) as exc:
+        return Check("sign-in", False, f"{url}: {_http_failure(exc)}")
+    found = _ENTITY_ID.search(body)
+    if status != 200 or found is None:
+        return Check("sign-in", False, f"{url} answered HTTP {status}, not SAML metadata")
+    published = found.group(1).decode("utf-8", "replace")
+    if published != env.idp_entity_id:
+        return Check(
+            "sign-in",
+            False,
+            f"the sign-in proxy publishes the IdP {published!r}, not the pinned "
+            f"{env.idp_entity_id!r}: provision it (callysto ansible playbook --env {env.name} hub)",
+        )
+    return Check("sign-in", True, f"{sign_in_url(env)} publishes the IdP {published}")
+
+
 def check_hub_api(env: Environment, timeout: float) -> Check:
     """The hub's API accepts the operator token (the hub and its database work)."""
     token = hubapi.read_token(env)
@@ -162,7 +202,11 @@ def check_pool(env: Environment, timeout: float) -> list[Check]:
 def check(env: Environment, timeout: float = 5.0) -> Report:
     """One round of every check."""
     report = Report(env.name, hub_url(env), attempts=1)
-    report.checks = [check_proxy(env, timeout), check_hub_api(env, timeout)]
+    report.checks = [
+        check_proxy(env, timeout),
+        check_hub_api(env, timeout),
+        check_sign_in(env, timeout),
+    ]
     report.checks += check_pool(env, timeout)
     return report
 

@@ -128,14 +128,30 @@ class InventoryHost:
     groups: tuple[str, ...]
 
 
+# The inventory group of the host that runs the sign-in proxy (hub.yml's second play): the
+# front door when the environment has one, else every hub.
+IDP_PROXY_GROUP = "idp_proxy"
+
+
+def runs_idp_proxy(groups: tuple[str, ...], all_groups: list[tuple[str, ...]]) -> bool:
+    """Whether the host of GROUPS runs the sign-in proxy, among hosts of ALL_GROUPS."""
+    has_frontdoor = any("frontdoor" in other for other in all_groups)
+    return "frontdoor" in groups if has_frontdoor else "hub" in groups
+
+
 def inventory_hosts(env: Environment) -> list[InventoryHost]:
-    """Every host of ENV's inventory, each with the environment's own group among its groups."""
+    """Every host of ENV's inventory, each with the environment's own group among its groups,
+    and the sign-in proxy's group on the host that runs it."""
     if env.type == "local":
         hub = local_hub(env)
-        return [InventoryHost(hub.name, "127.0.0.1", None, hub.groups)]
+        return [InventoryHost(hub.name, "127.0.0.1", None, (*hub.groups, IDP_PROXY_GROUP))]
+    rows = tfstate.hosts(env)
+    every = [host.groups for host in rows]
     found = []
-    for host in tfstate.hosts(env):
+    for host in rows:
         groups = host.groups if env.name in host.groups else (*host.groups, env.name)
+        if runs_idp_proxy(host.groups, every):
+            groups = (*groups, IDP_PROXY_GROUP)
         found.append(InventoryHost(host.name, host.address, host.ssh_user or "root", groups))
     return found
 

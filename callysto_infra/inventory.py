@@ -57,6 +57,8 @@ def env_vars(env: Environment) -> dict[str, Any]:
         "callysto_env_dir": str(env.path.resolve()),
         "callysto_secrets_dir": str(env.secrets_dir.resolve()),
         "hub_fqdn": env.fqdn,
+        # The sign-in proxy's host: the front door, else the hub.
+        "idp_proxy_fqdn": env.idp_proxy_fqdn,
         "hub_pool": config.hub.pool,
         "hub_refquota": config.hub.refquota,
         "hub_min_free_bytes": homes.MIN_FREE_BYTES,
@@ -120,7 +122,7 @@ def build(env: Environment) -> Inventory:
         hub = hubs.local_hub(env)
         inventory.add(
             hub.name,
-            list(hub.groups),
+            [*hub.groups, hubs.IDP_PROXY_GROUP],
             {
                 "ansible_connection": "local",
                 "ansible_host": "127.0.0.1",
@@ -132,7 +134,9 @@ def build(env: Environment) -> Inventory:
         )
     else:
         key = env.ssh_key_file
-        for host in tfstate.hosts(env):
+        rows = tfstate.hosts(env)
+        every = [host.groups for host in rows]
+        for host in rows:
             variables: dict[str, Any] = {
                 "ansible_host": host.address,
                 "ansible_user": host.ssh_user or "root",
@@ -147,7 +151,10 @@ def build(env: Environment) -> Inventory:
                 variables["ansible_ssh_private_key_file"] = str(key.resolve())
             for number, disk in enumerate(host.zfs_disks, 1):
                 variables[f"zfs_disk_{number}"] = disk
-            inventory.add(host.name, list(host.groups), variables)
+            groups = list(host.groups)
+            if hubs.runs_idp_proxy(host.groups, every):
+                groups.append(hubs.IDP_PROXY_GROUP)
+            inventory.add(host.name, groups, variables)
     # Environment-wide settings are group variables of <ENV>, so envs/<ENV>/group_vars/ can
     # override any of them.
     inventory.groups.setdefault(env.name, [])

@@ -182,6 +182,9 @@ def tfvars(env: Environment) -> dict[str, Any]:
         "existing_volume_ids": list(config.hub.existing_volumes),
         "floating_ip": config.hub.floating_ip,
         "floating_ip_pool": cloud.floating_ip_pool,
+        "frontdoor": None
+        if config.frontdoor is None
+        else {"name": config.frontdoor.name, "floating_ip": config.frontdoor.floating_ip},
     }
 
 

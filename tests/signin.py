@@ -101,12 +101,16 @@ class Hub:
     def hub_secrets(self) -> Path:
         return self.data_dir / "jupyterhub" / "secrets"
 
-    def entity_ids(self) -> tuple[str, str]:
+    def findhash_env(self):
+        """The environment as `callysto user findhash` reads it."""
         from callysto_infra import environments
 
         config = environments.parse_config(self.env_dir / "env.yaml")
-        env = environments.Environment(name=self.name, path=self.env_dir, config=config)
-        return env.idp_entity_id, env.sp_entity_id
+        return environments.Environment(name=self.name, path=self.env_dir, config=config)
+
+    def entity_ids(self) -> tuple[str, str]:
+        """The proxy's entity ID and the hub's own as an SP (not the pinned one hashes use)."""
+        return self.findhash_env().idp_entity_id, f"{self.url}hub/saml/metadata"
 
 
 def _zpool_exists(name: str) -> bool:

@@ -3,9 +3,11 @@ listens), and the one-line failure an operator sees."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import re
 import subprocess
+import threading
 
 import yaml
 
@@ -85,7 +87,9 @@ def test_json_report_lists_every_check_and_still_exits_1(envs_dir, callysto, zfs
     assert report["healthy"] is False
     assert report["attempts"] == 2
     by_name = {c["name"]: c for c in report["checks"]}
-    assert set(by_name) == {"proxy", "hub-api", "pool", "free-space"}
+    assert set(by_name) == {"proxy", "hub-api", "sign-in", "pool", "free-space"}
+    assert by_name["sign-in"]["ok"] is False
+    assert f"127.0.0.1:{SILENT_PORT + 3}/simplesaml/" in by_name["sign-in"]["detail"]
     assert by_name["pool"]["ok"] is True
     assert by_name["proxy"]["ok"] is False
     assert "hub-api-token" in by_name["hub-api"]["detail"]
@@ -102,3 +106,55 @@ def test_hub_url_is_the_local_port_or_the_hubs_https_name(envs_dir):
     assert health.hub_url(env) == f"http://127.0.0.1:{SILENT_PORT}/"
     dev = environments.create("dev", "brave-otter")
     assert health.hub_url(dev) == "https://brave-otter.callysto.farm/"
+
+
+class _Metadata(http.server.BaseHTTPRequestHandler):
+    """What a sign-in proxy of another environment answers: its own IdP's metadata."""
+
+    entity_id = "https://elsewhere.example.org/simplesaml/saml2/idp/metadata.php"
+
+    def do_GET(self):
+        body = (
+            '<?xml version="1.0"?>\n<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:'
+            f'metadata" entityID="{self.entity_id}"><md:IDPSSODescriptor/></md:EntityDescriptor>'
+        ).encode()
+        self.send_response(200 if self.path == "/simplesaml/saml2/idp/metadata.php" else 404)
+        self.send_header("Content-Type", "application/samlmetadata+xml")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_sign_in_check_wants_the_pinned_idp_from_the_proxy(envs_dir):
+    env = local_env(envs_dir)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", SILENT_PORT + 3), _Metadata)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        wrong = health.check_sign_in(env, timeout=5)
+        assert not wrong.ok
+        assert _Metadata.entity_id in wrong.detail and env.idp_entity_id in wrong.detail
+        _Metadata.entity_id = env.idp_entity_id
+        right = health.check_sign_in(env, timeout=5)
+        assert right.ok, right.detail
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    gone = health.check_sign_in(env, timeout=1)
+    assert not gone.ok and "no answer" in gone.detail
+
+
+def test_sign_in_url_is_the_proxys_port_the_front_door_or_the_hub(envs_dir):
+    assert health.sign_in_url(local_env(envs_dir)) == (
+        f"http://127.0.0.1:{SILENT_PORT + 3}/simplesaml/"
+    )
+    dev = environments.create("dev", "brave-otter")
+    assert health.sign_in_url(dev) == "https://brave-otter.callysto.farm/simplesaml/"
+    path = dev.path / "env.yaml"
+    path.write_text(path.read_text() + "frontdoor:\n  name: door\n")
+    door = environments.load("brave-otter")
+    assert health.sign_in_url(door) == "https://door.callysto.farm/simplesaml/"
+    assert door.idp_entity_id == dev.idp_entity_id, "a front door changes no student's hash"

@@ -188,7 +188,9 @@ def test_health_reports_every_check_healthy(hub):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["healthy"] is True
-    assert {c["name"] for c in report["checks"]} == {"proxy", "hub-api", "pool", "free-space"}
+    checks = {c["name"]: c for c in report["checks"]}
+    assert set(checks) == {"proxy", "hub-api", "sign-in", "pool", "free-space"}
+    assert "/simplesaml/ publishes the IdP http" in checks["sign-in"]["detail"]
 
 
 def test_sign_in_page_lists_the_three_sources_in_both_languages(hub, browser):

@@ -83,6 +83,19 @@ PHP_TEMPLATES = [
 AWKWARD_SALT = "it's a \\ salt"
 
 
+# Two hubs as the callysto_login role describes them to the proxy, and a third whose first
+# check run has made no certificate yet.
+TWO_HUBS = {
+    f"hub-{n}.callysto.farm": {
+        "entity_id": f"https://hub-{n}.callysto.farm/hub/saml/metadata",
+        "acs_url": f"https://hub-{n}.callysto.farm/hub/saml/acs",
+        "host": f"hub-{n}.callysto.farm",
+        "cert": "" if n == 3 else f"MIIcert{n}",
+    }
+    for n in (1, 2, 3)
+}
+
+
 def _render(template: str, env_type: str, tmp_path: Path) -> str:
     from ansible.parsing.dataloader import DataLoader
     from ansible.plugins.loader import init_plugin_loader
@@ -105,6 +118,8 @@ def _render(template: str, env_type: str, tmp_path: Path) -> str:
         ansible_managed="managed by the tests",
         idp_proxy_salt=AWKWARD_SALT,
         idp_proxy_institution_metadata="https://federation.example.ca/md.xml",
+        groups={"hub": list(TWO_HUBS)},
+        hostvars={name: {"callysto_login_sp": sp} for name, sp in TWO_HUBS.items()},
     )
     source = (ROLES / "idp_proxy" / "templates" / template).read_text()
     return Templar(loader=DataLoader(), variables=variables).template(trust_as_template(source))
@@ -146,3 +161,21 @@ def test_the_chain_pins_the_environments_entity_ids(tmp_path):
     assert read.stdout == (
         "https://hub.callysto.ca/simplesaml/saml2/idp/metadata.php https://hub.callysto.ca/shibboleth"
     )
+
+
+def test_every_hub_with_a_certificate_is_a_service_provider_of_the_proxy(tmp_path):
+    metadata = tmp_path / "saml20-sp-remote.php"
+    metadata.write_text(_render("saml20-sp-remote.php.j2", "dev", tmp_path))
+    code = (
+        f"$metadata = []; require {str(metadata)!r};"
+        "foreach ($metadata as $id => $sp) {"
+        " echo $id, ' ', $sp['AssertionConsumerService'][0]['Location'], ' ', $sp['certData'], \"\\n\"; }"
+    )
+    read = subprocess.run(["php", "-r", code], capture_output=True, text=True, check=True)
+    assert read.stdout.splitlines() == [
+        f"https://hub-{n}.callysto.farm/hub/saml/metadata https://hub-{n}.callysto.farm/hub/saml/acs"
+        f" MIIcert{n}"
+        for n in (1, 2)
+    ]
+    config = _render("config.php.j2", "dev", tmp_path)
+    assert '\'trusted.url.domains\' => ["hub-1.callysto.farm", "hub-2.callysto.farm"]' in config

@@ -112,6 +112,17 @@ def test_each_button_signs_in_through_the_proxy_to_a_running_server(hub, browser
     context.close()
 
 
+def test_the_hub_has_its_own_entity_id_and_the_hash_uses_the_pinned_one(hub):
+    # The hashes above are findhash's, which knows only the pinned entity IDs: so the proxy
+    # hashed with those, not with the hub's own, and every hub behind one proxy agrees.
+    _, own = hub.entity_ids()
+    pinned = hub.findhash_env().sp_entity_id
+    assert own != pinned
+    listed = hub.data_dir / "simplesamlphp" / "config" / "metadata" / "saml20-sp-remote.php"
+    text = listed.read_text()
+    assert f'$metadata["{own}"]' in text and pinned not in text
+
+
 def test_sign_out_ends_the_proxy_session_too(hub, browser):
     expected = hub.findhash(*findhash_args("google"))
     context = browser.new_context()

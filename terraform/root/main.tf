@@ -27,3 +27,18 @@ module "hub" {
   floating_ip         = var.floating_ip
   floating_ip_pool    = var.floating_ip_pool
 }
+
+# The sign-in proxy's own host, when env.yaml has a frontdoor section (else the hub runs it).
+module "frontdoor" {
+  source = "./modules/frontdoor"
+  count  = var.frontdoor == null ? 0 : 1
+
+  environment      = var.environment
+  environment_type = var.environment_type
+  name             = var.frontdoor.name
+  host_domain      = var.host.domain
+  openstack        = var.openstack
+  ipv6             = var.ipv6
+  floating_ip      = var.frontdoor.floating_ip
+  floating_ip_pool = var.floating_ip_pool
+}

@@ -1,6 +1,6 @@
 output "hosts" {
-  description = "The hubs of this environment (the contract read by the inventory, quotas and ssh)."
-  value       = module.hub.hosts
+  description = "The hosts of this environment, hubs and front door (the contract read by the inventory, quotas and ssh)."
+  value       = merge(module.hub.hosts, [for frontdoor in module.frontdoor : frontdoor.hosts]...)
 }
 
 output "hub" {
@@ -9,5 +9,13 @@ output "hub" {
     instance_id = module.hub.instance_id
     volume_ids  = module.hub.volume_ids
     floating_ip = module.hub.floating_ip
+  }
+}
+
+output "frontdoor" {
+  description = "The front door's instance and floating IP, or null when the environment has none."
+  value = var.frontdoor == null ? null : {
+    instance_id = module.frontdoor[0].instance_id
+    floating_ip = module.frontdoor[0].floating_ip
   }
 }

@@ -57,3 +57,12 @@ variable "floating_ip_pool" {
   type        = string
   default     = null
 }
+
+variable "frontdoor" {
+  description = "The front door (the sign-in proxy's own host): its DNS label and an existing floating IP to adopt, or null; null: no front door, the hub runs the proxy."
+  type = object({
+    name        = string
+    floating_ip = string
+  })
+  default = null
+}

@@ -89,7 +89,7 @@ class CallystoSamlAuthenticator(Authenticator):
     notices_url = Unicode(
         "", config=True, help="Where to register for service notices; default: mail support."
     )
-    sp_entity_id = Unicode(config=True, help="The hub's (the SP's) entity ID, pinned in env.yaml.")
+    sp_entity_id = Unicode(config=True, help="The hub's own entity ID as an SP (the proxy pins the one hashes use).")
     hub_url = Unicode(config=True, help="The hub's public URL, ending in '/'.")
     idp_metadata_file = Unicode(config=True, help="The sign-in proxy's SAML metadata.")
     key_file = Unicode(config=True, help="The hub's SAML private key (0600).")
