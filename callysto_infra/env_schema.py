@@ -241,6 +241,30 @@ class HubSettings(Strict):
         return self
 
 
+class FleetHub(Strict):
+    """One hub of a fleet, <name>.<host.domain>: how many students the front door sends it, and
+    whether it takes new ones. A prod hub adopts its two volumes and its address."""
+
+    name: DnsLabel
+    capacity: Annotated[int, Field(ge=0, le=1_000_000)] = Field(
+        default=500, description="students the front door assigns it at most"
+    )
+    state: Literal["accepting", "draining"] = Field(
+        default="accepting", description="draining: no new students (its own stay)"
+    )
+    existing_volumes: list[VolumeId] = Field(default_factory=list)
+    floating_ip: FloatingIp | None = None
+
+    @model_validator(mode="after")
+    def _two_or_no_volumes(self) -> FleetHub:
+        if len(self.existing_volumes) not in (0, 2):
+            raise ValueError("existing_volumes must list exactly two volume IDs (the ZFS mirror)")
+        return self
+
+
+HubCount = Annotated[int, Field(ge=1, le=100)]
+
+
 def _metadata_source(value: str) -> str:
     if re.fullmatch(r"https://[^\s]+", value) or not re.match(r"[a-z][a-z0-9+.-]*:", value):
         return value
@@ -373,8 +397,31 @@ class EnvConfig(Strict):
     support_email: Email = "support@callysto.ca"
     local: LocalSettings | None = None
     frontdoor: FrontdoorSettings | None = None
+    hubs: list[FleetHub] | HubCount | None = Field(
+        default=None,
+        description="the fleet: its hubs, or how many (pet names); none: one hub, host.name",
+    )
     homes_backup: HomesBackupSettings = Field(default_factory=HomesBackupSettings)
     servers: ServerSettings = Field(default_factory=ServerSettings)
+
+    @property
+    def fleet(self) -> list[FleetHub]:
+        """The environment's hubs: as listed, or host.name and pet names, or host.name alone
+        (which adopts hub.existing_volumes and hub.floating_ip)."""
+        if isinstance(self.hubs, list):
+            return list(self.hubs)
+        first = FleetHub(
+            name=self.host.name,
+            existing_volumes=list(self.hub.existing_volumes),
+            floating_ip=self.hub.floating_ip,
+        )
+        if self.hubs is None or self.hubs == 1:
+            return [first]
+        from callysto_infra.petname import stable_names
+
+        taken = {self.host.name} | ({self.frontdoor.name} if self.frontdoor else set())
+        others = stable_names(self.host.fqdn, self.hubs - 1, taken)
+        return [first, *(FleetHub(name=name) for name in others)]
 
     @model_validator(mode="after")
     def _matches_type(self, info: ValidationInfo) -> EnvConfig:
@@ -389,19 +436,28 @@ class EnvConfig(Strict):
                 "a local environment has no 'frontdoor' section (its sign-in proxy already "
                 "runs beside the hub, on its own port)"
             )
+        if self.hubs is not None and self.type == "local":
+            raise ValueError("a local environment runs one hub: 'hubs' is for dev and prod")
+        if isinstance(self.hubs, list):
+            names = [hub.name for hub in self.hubs]
+            twice = sorted({name for name in names if names.count(name) > 1})
+            if twice:
+                raise ValueError(f"hubs must name each hub once (twice: {', '.join(twice)})")
+            if not names:
+                raise ValueError("hubs lists no hub: name at least one, or remove the section")
+        fleet = self.fleet
+        addresses = [hub.floating_ip for hub in fleet if hub.floating_ip is not None]
         frontdoor = self.frontdoor
-        if (
-            frontdoor is not None
-            and frontdoor.floating_ip is not None
-            and (frontdoor.floating_ip == self.hub.floating_ip)
-        ):
+        if frontdoor is not None and frontdoor.floating_ip is not None:
+            addresses.append(frontdoor.floating_ip)
+        reused = sorted({address for address in addresses if addresses.count(address) > 1})
+        if reused:
             raise ValueError(
-                f"frontdoor.floating_ip {frontdoor.floating_ip!r} is the hub's too: "
-                "each host needs an address of its own"
+                f"floating IP {reused[0]!r} is given to two hosts: each needs one of its own"
             )
-        if frontdoor is not None and frontdoor.name == self.host.name:
+        if frontdoor is not None and any(hub.name == frontdoor.name for hub in fleet):
             raise ValueError(
-                f"frontdoor.name {self.frontdoor.name!r} is the hub's name: give the front door "
+                f"frontdoor.name {frontdoor.name!r} is a hub's name: give the front door "
                 "a name of its own"
             )
         if self.type == "prod":
@@ -422,24 +478,51 @@ def _prod_adopts(config: EnvConfig, context: dict) -> None:
     listed_later = bool(context.get("new_prod"))
     problems: list[InitErrorDetails] = []
 
-    def problem(loc: tuple[str, str], value: object, message: str) -> None:
+    def problem(loc: tuple[str | int, ...], value: object, message: str) -> None:
         problems.append(
             InitErrorDetails(type=PydanticCustomError(PROD_ADOPTS, message), loc=loc, input=value)
         )
 
     hub = config.hub
-    if len(hub.existing_volumes) != 2 and not listed_later:
+    if isinstance(config.hubs, int) and config.hubs > 1:
         problem(
-            ("hub", "existing_volumes"),
-            hub.existing_volumes,
-            "a prod environment adopts its two existing ZFS volumes: list their IDs",
+            ("hubs",),
+            config.hubs,
+            "a prod fleet adopts each hub's volumes and address: list its hubs by name",
         )
-    if hub.floating_ip is None and not listed_later:
-        problem(
-            ("hub", "floating_ip"),
-            hub.floating_ip,
-            "a prod environment adopts its existing floating IP: give its address",
-        )
+    elif isinstance(config.hubs, list):
+        if hub.existing_volumes or hub.floating_ip is not None:
+            problem(
+                ("hub", "existing_volumes"),
+                hub.existing_volumes,
+                "a prod fleet lists each hub's volumes and address under hubs: remove them here",
+            )
+        for number, member in enumerate(config.hubs):
+            if len(member.existing_volumes) != 2 and not listed_later:
+                problem(
+                    ("hubs", number, "existing_volumes"),
+                    member.existing_volumes,
+                    f"prod hub {member.name!r} adopts its two existing ZFS volumes: list them",
+                )
+            if member.floating_ip is None and not listed_later:
+                problem(
+                    ("hubs", number, "floating_ip"),
+                    member.floating_ip,
+                    f"prod hub {member.name!r} adopts its existing floating IP: give it",
+                )
+    if not isinstance(config.hubs, list):
+        if len(hub.existing_volumes) != 2 and not listed_later:
+            problem(
+                ("hub", "existing_volumes"),
+                hub.existing_volumes,
+                "a prod environment adopts its two existing ZFS volumes: list their IDs",
+            )
+        if hub.floating_ip is None and not listed_later:
+            problem(
+                ("hub", "floating_ip"),
+                hub.floating_ip,
+                "a prod environment adopts its existing floating IP: give its address",
+            )
     frontdoor = config.frontdoor
     if frontdoor is not None and frontdoor.floating_ip is None and not listed_later:
         problem(

@@ -35,3 +35,24 @@ def pet_name(taken: Container[str] = ()) -> str:
         if candidate not in taken:
             return candidate
     raise RuntimeError("no free pet name left")
+
+
+def stable_names(seed: str, count: int, taken: Container[str] = ()) -> list[str]:
+    """COUNT distinct names drawn from SEED alone (the same every time), none in TAKEN: the hubs of
+    an env.yaml that gives only their number keep their names from one run to the next."""
+    import hashlib
+
+    names: list[str] = []
+    counter = 0
+    while len(names) < count:
+        digest = hashlib.sha256(f"{seed}/{counter}".encode()).digest()
+        counter += 1
+        if counter > 100_000:
+            raise RuntimeError("no free pet name left")
+        candidate = (
+            f"{ADJECTIVES[int.from_bytes(digest[:4]) % len(ADJECTIVES)]}-"
+            f"{ANIMALS[int.from_bytes(digest[4:8]) % len(ANIMALS)]}"
+        )
+        if candidate not in taken and candidate not in names:
+            names.append(candidate)
+    return names

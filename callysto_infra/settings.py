@@ -24,10 +24,33 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def _tags(loc: tuple) -> list[bool]:
+    """Which parts of LOC name a member of a union (hubs: list[...] or constrained-int), not a
+    key of the file."""
+    return [
+        isinstance(part, str)
+        and (
+            "[" in part or (part == "constrained-int" and number > 0 and loc[number - 1] == "hubs")
+        )
+        for number, part in enumerate(loc)
+    ]
+
+
+def _other_type(error: dict) -> bool:
+    """An error of a union member whose type is not the one given (an int member for a list)."""
+    return error["type"] in ("int_type", "list_type") and any(_tags(error["loc"]))
+
+
 def format_validation_error(path: Path, exc: ValidationError) -> str:
     """The first problem of EXC as 'FILE: field.path: reason', counting the others."""
-    first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    errors = exc.errors()
+    # A field of several types (hubs: a list or a count) reports a problem per type; the one
+    # of the type given counts (a list's for a list), and the types' names are not fields.
+    errors = [e for e in errors if not _other_type(e)] or errors
+    first = errors[0]
+    loc = first["loc"]
+    field = ".".join(str(p) for p, tag in zip(loc, _tags(loc), strict=True) if not tag)
+    field = field or "(top level)"
     reason = first["msg"].removeprefix("Value error, ")
     if isinstance(first.get("input"), bool) and first["type"] != "bool_type":
         reason += " (YAML reads yes/no/on/off/true/false as a boolean: quote it or give a number)"
@@ -35,7 +58,7 @@ def format_validation_error(path: Path, exc: ValidationError) -> str:
         reason = "unknown field (check the spelling; see 'callysto env show' for the fields)"
     elif first["type"] == "missing":
         reason = "required field is missing"
-    more = len(exc.errors()) - 1
+    more = len(errors) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return f"{display(path)}: {field}: {reason}{suffix}"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -41,11 +42,21 @@ INSTALL_HINT = (
     f"(https://opentofu.org/docs/intro/install/), or set {BINARY_VAR} to the binary's path"
 )
 
-INSTANCE = "module.hub.openstack_compute_instance_v2.hub"
-VOLUMES = (
-    "module.hub.openstack_blockstorage_volume_v3.zfs[0]",
-    "module.hub.openstack_blockstorage_volume_v3.zfs[1]",
-)
+# Before fleets, an environment's one hub was module.hub; it is module.hub["<name>"] now.
+SINGLE_HUB_MODULE = "module.hub"
+
+
+def hub_module(name: str) -> str:
+    return f"module.hub[{json.dumps(name)}]"
+
+
+def instance_address(name: str) -> str:
+    return f"{hub_module(name)}.openstack_compute_instance_v2.hub"
+
+
+def volume_addresses(name: str) -> tuple[str, str]:
+    return tuple(f"{hub_module(name)}.openstack_blockstorage_volume_v3.zfs[{n}]" for n in (0, 1))
+
 
 Confirm = Callable[[str], bool]
 # Receives a plan's summary: one line per changing resource, then Terraform's "Plan: ..." line.
@@ -168,6 +179,13 @@ def tfvars(env: Environment) -> dict[str, Any]:
         "cloud": cloud.cloud,
         "region": cloud.region,
         "host": {"name": config.host.name, "domain": config.host.domain},
+        "hubs": {
+            hub.name: {
+                "existing_volume_ids": list(hub.existing_volumes),
+                "floating_ip": hub.floating_ip,
+            }
+            for hub in config.fleet
+        },
         "openstack": {
             "dns_zone": cloud.dns_zone,
             "image_name": cloud.image,
@@ -179,8 +197,6 @@ def tfvars(env: Environment) -> dict[str, Any]:
         },
         "ipv6": cloud.ipv6,
         "volume_size_gb": config.hub.volume_size_gb,
-        "existing_volume_ids": list(config.hub.existing_volumes),
-        "floating_ip": config.hub.floating_ip,
         "floating_ip_pool": cloud.floating_ip_pool,
         "frontdoor": None
         if config.frontdoor is None
@@ -193,6 +209,26 @@ def _write_if_changed(path: Path, text: str) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
+
+
+_MODULE_CALL = re.compile(r'^module\s+"([a-z_][a-z0-9_-]*)"\s*\{', re.M)
+
+
+def _called_modules() -> set[str]:
+    """The modules the root template calls."""
+    return {
+        name for path in ROOT_DIR.glob("*.tf") for name in _MODULE_CALL.findall(path.read_text())
+    }
+
+
+def _installed_modules(root: Path) -> set[str] | None:
+    """The modules `terraform init` installed in ROOT, or None before the first init."""
+    listing = root / ".terraform" / "modules" / "modules.json"
+    try:
+        modules = json.loads(listing.read_text(encoding="utf-8")).get("Modules", [])
+    except (OSError, ValueError):
+        return None
+    return {m.get("Key") for m in modules if isinstance(m, dict) and m.get("Key")}
 
 
 def write_root(env: Environment) -> None:
@@ -271,7 +307,7 @@ class Workspace:
                 if not sys.stdout.isatty():
                     argv.insert(3, "-no-color")
                 return runner.stream(argv, check=check, env=environ, umask=0o077)
-            if args and args[0] not in ("version", "fmt"):
+            if args and args[0] not in ("version", "fmt", "state"):
                 argv.insert(3, "-no-color")
             result = runner.run(argv, check=False, env=environ, umask=0o077)
         finally:
@@ -297,12 +333,31 @@ class Workspace:
         return state
 
     def prepare(self) -> dict[str, Any] | None:
-        """Check the state, write the root and initialise it when needed; returns the state."""
+        """Check the state, write the root and initialise it when needed (the first run, or a
+        root that calls a module the last init did not install); returns the state."""
         state = self.prepare_root()
-        if not (self.env.path / ".terraform" / "modules" / "modules.json").exists():
+        installed = _installed_modules(self.env.path)
+        if installed is None:
             self.say(f"initialising {display(self.env.path)} (first run)")
             self.run("init", "-input=false")
-        return state
+        elif not _called_modules() <= installed:
+            self.say(f"initialising {display(self.env.path)} again (the root calls new modules)")
+            self.run("init", "-input=false")
+        return self._one_module_per_hub(state)
+
+    def _one_module_per_hub(self, state: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A state from before fleets has the one hub at module.hub: move it to the instance of
+        its name (a state backup first), so Terraform sees the same hub, not a new one."""
+        if state is None or not any(
+            r.get("module") == SINGLE_HUB_MODULE for r in state.get("resources", [])
+        ):
+            return state
+        name = self.env.config.host.name
+        self.say(f"moving the hub in the state to {hub_module(name)} (one module per hub)")
+        tfstate.backup(self.env)
+        self.run("state", "mv", "-lock=true", SINGLE_HUB_MODULE, hub_module(name))
+        self.make_private()
+        return tfstate.read(self.env)
 
     def show_json(self, plan: Path | None = None) -> dict[str, Any]:
         args = ["show", "-json"] + ([str(plan.resolve())] if plan else [])
@@ -607,37 +662,56 @@ def taint(env: Environment, target: str, *, operator: Operator) -> None:
         say(f"{target} will be replaced at the next apply")
 
 
+def _hub_to_rebuild(env: Environment, name: str | None):
+    fleet = env.config.fleet
+    names = [hub.name for hub in fleet]
+    if name is None:
+        if len(fleet) > 1:
+            raise UsageError(
+                f"environment '{env.name}' has {len(fleet)} hubs: say which with --hub NAME "
+                f"({', '.join(names)})"
+            )
+        return fleet[0]
+    for hub in fleet:
+        if name in (hub.name, f"{hub.name}.{env.config.host.domain}"):
+            return hub
+    raise UsageError(f"environment '{env.name}' has no hub {name!r} (hubs: {', '.join(names)})")
+
+
 def rebuild(
     env: Environment,
     *,
+    hub: str | None = None,
     with_volumes: bool = False,
     auto_approve: bool = False,
     operator: Operator,
     confirm_volumes: Callable[[str], bool],
 ) -> None:
-    """Replace the hub's instance; with_volumes also replaces both ZFS volumes (and their data)."""
-    if with_volumes and env.config.hub.existing_volumes:
+    """Replace a hub's instance; with_volumes also replaces both ZFS volumes (and their data)."""
+    chosen = _hub_to_rebuild(env, hub)
+    if with_volumes and chosen.existing_volumes:
         raise UsageError(
-            f"environment '{env.name}' adopts existing volumes: --with-volumes cannot replace "
-            "them (they are not Terraform's to delete)"
+            f"hub '{chosen.name}' of '{env.name}' adopts existing volumes: --with-volumes cannot "
+            "replace them (they are not Terraform's to delete)"
         )
     _prod_may_change(env, operator, "hub rebuild")
     with _guarded(env, "hub rebuild", operator.say) as workspace:
         known = tfstate.addresses(workspace.prepare())
-        if INSTANCE not in known:
+        instance = instance_address(chosen.name)
+        if instance not in known:
             raise UsageError(
-                f"environment '{env.name}' has no hub to rebuild yet: run "
+                f"environment '{env.name}' has no hub '{chosen.name}' to rebuild yet: run "
                 f"'callysto terraform apply --env {env.name}'"
             )
-        replace = [INSTANCE]
+        replace = [instance]
         if with_volumes:
             if not confirm_volumes(env.name):
                 raise Aborted()
-            replace += [v for v in VOLUMES if v in known]
+            replace += [v for v in volume_addresses(chosen.name) if v in known]
         try:
             document = workspace.plan(*(f"-replace={a}" for a in replace), out=workspace.plan_file)
             _show_summary(document, operator.show_plan)
-            question = f"Rebuild the hub of '{env.name}'?"
+            question = f"Rebuild hub '{chosen.name}' of '{env.name}'?"
             if not _approved(env, operator, question, auto_approve):
                 raise Aborted()
             workspace.apply_plan(workspace.plan_file)

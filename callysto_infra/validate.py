@@ -124,7 +124,8 @@ def terraform_address(value: str) -> str:
         TF_ADDRESS_RE,
         value,
         f"invalid Terraform address {value!r}: expected something like "
-        "module.hub.openstack_compute_instance_v2.hub (see 'callysto terraform list-targets')",
+        'module.hub["brave-otter"].openstack_compute_instance_v2.hub (see \'callysto '
+        "terraform list-targets')",
     )
 
 

@@ -14,7 +14,6 @@ from tests.tfcloud import cloud, provider_cli_config, terraform_bin  # noqa: F40
 
 HUB = "brave-otter.callysto.farm"
 DOOR = "door.callysto.farm"
-HUB_INSTANCE = "module.hub.openstack_compute_instance_v2.hub"
 
 
 def ok(result):
@@ -103,7 +102,7 @@ def test_a_front_door_comes_and_goes_without_touching_the_hub(callysto, envs_dir
 def test_front_door_settings_are_checked_in_one_line(callysto, envs_dir, one_line_error):
     ok(callysto("terraform", "hub", "new", "dev", "brave-otter"))
     for section, fragment in [
-        ({"name": "brave-otter"}, "is the hub's name"),
+        ({"name": "brave-otter"}, "is a hub's name"),
         ({"name": "Door!"}, "frontdoor.name"),
         ({"name": "door", "extra": 1}, "frontdoor.extra"),
     ]:

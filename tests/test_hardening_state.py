@@ -22,7 +22,8 @@ from tests.tfcloud import cloud, provider_cli_config, terraform_bin  # noqa: F40
 from tests.tfprovider import cloud as cloudfile
 
 DEV = "brave-otter"
-INSTANCE = "module.hub.openstack_compute_instance_v2.hub"
+INSTANCE = 'module.hub["brave-otter"].openstack_compute_instance_v2.hub'
+PROD_INSTANCE = 'module.hub["hub"].openstack_compute_instance_v2.hub'
 GOOD_ROW = {
     "name": "hub-01.callysto.farm",
     "address": "203.0.113.1",
@@ -309,7 +310,7 @@ def _prod_typed(callysto, envs_dir, cloud, tmp_path):  # noqa: F811
                 proc.kill()
             os.close(controller)
             os.close(terminal)
-        assert f"- {INSTANCE} (delete)" in out, "the summary comes before the question"
+        assert f"- {PROD_INSTANCE} (delete)" in out, "the summary comes before the question"
         assert (proc.returncode == 0) is destroyed, errors.read_text()
         assert (cloud.counts()["instances"] == 0) is destroyed
         assert not (prod / "destroy.tfplan").exists()
@@ -318,7 +319,7 @@ def _prod_typed(callysto, envs_dir, cloud, tmp_path):  # noqa: F811
 @case("prod: apply --plan shows the summary and needs the name")
 def _prod_apply_plan(callysto, envs_dir, cloud, one_line_error):  # noqa: F811
     prod = apply_prod(callysto, envs_dir, cloud)
-    ok(callysto("terraform", "taint", "--env", "prod", INSTANCE, "--confirm-prod", "prod"))
+    ok(callysto("terraform", "taint", "--env", "prod", PROD_INSTANCE, "--confirm-prod", "prod"))
     ok(callysto("terraform", "plan", "--env", "prod"))
     instance = cloud.one("instances")["id"]
     plan = str(prod / "terraform.tfplan")
@@ -331,7 +332,7 @@ def _prod_apply_plan(callysto, envs_dir, cloud, one_line_error):  # noqa: F811
     applied = ok(
         callysto("terraform", "apply", "--env", "prod", "--plan", plan, "--confirm-prod", "prod")
     )
-    assert f"-/+ {INSTANCE} (replace)" in applied.stdout
+    assert f"-/+ {PROD_INSTANCE} (replace)" in applied.stdout
     assert cloud.one("instances")["id"] != instance
 
 

@@ -12,7 +12,7 @@ from callysto_infra import environments, hubs, locking
 from tests.tfcloud import cloud, provider_cli_config, terraform_bin  # noqa: F401
 from tests.tfprovider import cloud as cloudfile
 
-INSTANCE = "module.hub.openstack_compute_instance_v2.hub"
+INSTANCE = 'module.hub["brave-otter"].openstack_compute_instance_v2.hub'
 
 
 def edit_env(envs_dir, name, change) -> None:
@@ -79,7 +79,7 @@ def test_dev_hub_lifecycle_plan_apply_rebuild_destroy(callysto, envs_dir, cloud)
 
     # The contract with the inventory, quotas and ssh.
     out = outputs(envs_dir, "brave-otter")
-    ordered = out["hub"]["volume_ids"]
+    ordered = out["hubs"]["brave-otter"]["volume_ids"]
     assert sorted(ordered) == volumes
     assert out["hosts"] == {
         "brave-otter.callysto.farm": {
@@ -142,7 +142,7 @@ def test_apply_without_a_saved_plan_shows_the_summary_and_asks(callysto, envs_di
     declined = callysto("terraform", "apply", "--env", "quick-fox", input="n\n")
     assert declined.returncode == 1, declined.stderr
     assert "no current saved plan: planning now" in declined.stderr
-    assert "+ module.hub.openstack_compute_instance_v2.hub (create)" in declined.stdout
+    assert '+ module.hub["quick-fox"].openstack_compute_instance_v2.hub (create)' in declined.stdout
     assert "to add, 0 to change, 0 to destroy." in declined.stdout
     assert "aborted: nothing was changed" in declined.stderr
     assert not any(cloud.counts().values())

@@ -42,7 +42,10 @@ def test_list_targets_agrees_with_terraform(applied, terraform_bin, callysto):  
     ).stdout.split()  # fmt: skip
     # Data sources cannot be tainted or replaced: they are not targets.
     assert ours == sorted(t for t in theirs if ".data." not in t)
-    assert 'module.hub.openstack_networking_secgroup_rule_v2.ingress["ipv4-tcp-22"]' in ours
+    assert (
+        'module.hub["brave-otter"].openstack_networking_secgroup_rule_v2.ingress["ipv4-tcp-22"]'
+        in ours
+    )
 
 
 def test_taint_checks_the_target_exists_first(applied, callysto, cloud, one_line_error):  # noqa: F811
@@ -53,7 +56,7 @@ def test_taint_checks_the_target_exists_first(applied, callysto, cloud, one_line
         "taint",
         "--env",
         "brave-otter",
-        "module.hub.openstack_compute_instance_v2.hubb",
+        'module.hub["brave-otter"].openstack_compute_instance_v2.hubb',
     )
     one_line_error(
         result,
@@ -72,7 +75,7 @@ def test_taint_checks_the_target_exists_first(applied, callysto, cloud, one_line
         alone=False,
     )
 
-    target = "module.hub.openstack_compute_instance_v2.hub"
+    target = 'module.hub["brave-otter"].openstack_compute_instance_v2.hub'
     ok(callysto("terraform", "taint", "--env", "brave-otter", target))
     taints = [
         i.get("status")
@@ -109,7 +112,7 @@ def test_a_second_command_on_a_locked_environment_fails_at_once(
             ["apply", "--auto-approve"],
             ["destroy", "--auto-approve"],
             ["plan"],
-            ["taint", "module.hub.openstack_compute_instance_v2.hub"],
+            ["taint", 'module.hub["brave-otter"].openstack_compute_instance_v2.hub'],
             ["hub", "rebuild", "--auto-approve"],
         ):
             result = callysto("terraform", *args, "--env", "brave-otter")
@@ -147,7 +150,7 @@ def test_a_corrupt_state_stops_every_command_and_stays_as_it_is(
         ["destroy", "--auto-approve"],
         ["list-targets"],
         ["show"],
-        ["taint", "module.hub.openstack_compute_instance_v2.hub"],
+        ["taint", 'module.hub["brave-otter"].openstack_compute_instance_v2.hub'],
         ["hub", "rebuild", "--auto-approve"],
     ):
         result = callysto("terraform", *args, "--env", "brave-otter")
@@ -335,7 +338,8 @@ def test_tfvars_come_from_env_yaml(envs_dir):
     values = terraform.tfvars(env)
     assert values["environment"] == "brave-otter" and values["environment_type"] == "dev"
     assert values["host"] == {"name": "brave-otter", "domain": "callysto.farm"}
-    assert values["existing_volume_ids"] == [] and values["floating_ip_pool"] is None
+    assert values["hubs"] == {"brave-otter": {"existing_volume_ids": [], "floating_ip": None}}
+    assert values["floating_ip_pool"] is None
     assert set(values) == _declared_variables()
 
 

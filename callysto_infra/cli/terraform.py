@@ -205,6 +205,13 @@ def hub_new_prod(name: str) -> None:
 
 @hub.command("rebuild")
 @env_option
+@click.option(
+    "--hub",
+    "hub_name",
+    metavar="NAME",
+    callback=validated(validate.host),
+    help="The hub to rebuild (needed when the environment has several).",
+)
 @flag(
     "--with-volumes",
     help="Also replace both ZFS volumes, and the students' data on them (asks to confirm).",
@@ -212,13 +219,18 @@ def hub_new_prod(name: str) -> None:
 @flag("--auto-approve", help="Rebuild without asking (not the volumes' question, nor prod's).")
 @confirm_prod_option
 def hub_rebuild(
-    env_name: str | None, with_volumes: bool, auto_approve: bool, confirm_prod: str | None
+    env_name: str | None,
+    hub_name: str | None,
+    with_volumes: bool,
+    auto_approve: bool,
+    confirm_prod: str | None,
 ) -> None:
-    """Replace the hub's instance; its two ZFS volumes and their data stay."""
+    """Replace a hub's instance; its two ZFS volumes and their data stay."""
     _change(
         "rebuild",
         env_name,
         confirm_prod,
+        hub=hub_name,
         with_volumes=with_volumes,
         auto_approve=auto_approve,
         confirm_volumes=_confirm_volumes,

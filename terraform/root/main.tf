@@ -3,7 +3,8 @@
 # terraform.tfvars.json generated from env.yaml: edit this template, or env.yaml, never the copies.
 #
 # A dev hub: its two ZFS volumes are created here (and go with 'terraform destroy'), a floating IP
-# is allocated from cloud.floating_ip_pool when one is set.
+# is allocated from cloud.floating_ip_pool when one is set. (Environments made before fleets had
+# a single module.hub: callysto moves it to module.hub["<host.name>"] before Terraform runs.)
 # A prod hub: its two ZFS volumes and its floating IP exist already and are adopted by ID/address,
 # so no Terraform run, not even 'terraform destroy', can delete the students' data or the address
 # (modules/hub refuses a prod that names them not).
@@ -14,17 +15,20 @@ provider "openstack" {
   region = var.region
 }
 
+# One module instance per hub of env.yaml (hubs:, else host.name alone), keyed by its name, so
+# adding or removing a hub touches no other.
 module "hub" {
-  source = "./modules/hub"
+  source   = "./modules/hub"
+  for_each = var.hubs
 
   environment         = var.environment
   environment_type    = var.environment_type
-  host                = var.host
+  host                = { name = each.key, domain = var.host.domain }
   openstack           = var.openstack
   ipv6                = var.ipv6
   volume_size_gb      = var.volume_size_gb
-  existing_volume_ids = var.existing_volume_ids
-  floating_ip         = var.floating_ip
+  existing_volume_ids = each.value.existing_volume_ids
+  floating_ip         = each.value.floating_ip
   floating_ip_pool    = var.floating_ip_pool
 }
 

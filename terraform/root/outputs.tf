@@ -1,14 +1,19 @@
 output "hosts" {
   description = "The hosts of this environment, hubs and front door (the contract read by the inventory, quotas and ssh)."
-  value       = merge(module.hub.hosts, [for frontdoor in module.frontdoor : frontdoor.hosts]...)
+  value = merge(concat(
+    [for hub in module.hub : hub.hosts],
+    [for frontdoor in module.frontdoor : frontdoor.hosts],
+  )...)
 }
 
-output "hub" {
-  description = "What the hub is made of, for operators: its instance (a new ID when rebuilt), its two ZFS volumes in attachment order, and its floating IP or null."
+output "hubs" {
+  description = "What each hub is made of, for operators, by name: its instance (a new ID when rebuilt), its two ZFS volumes in attachment order, and its floating IP or null."
   value = {
-    instance_id = module.hub.instance_id
-    volume_ids  = module.hub.volume_ids
-    floating_ip = module.hub.floating_ip
+    for name, hub in module.hub : name => {
+      instance_id = hub.instance_id
+      volume_ids  = hub.volume_ids
+      floating_ip = hub.floating_ip
+    }
   }
 }
 

@@ -22,7 +22,7 @@ variable "region" {
 }
 
 variable "host" {
-  description = "The hub's name and domain (modules/hub: host)."
+  description = "The environment's name and domain (env.yaml host:); each hub is <its name>.<domain>."
 }
 
 variable "openstack" {
@@ -40,16 +40,12 @@ variable "volume_size_gb" {
   type        = number
 }
 
-variable "existing_volume_ids" {
-  description = "Two existing volumes to adopt (a prod hub's), or none to create them here."
-  type        = list(string)
-  default     = []
-}
-
-variable "floating_ip" {
-  description = "An existing floating IP to adopt (a prod hub's), or null."
-  type        = string
-  default     = null
+variable "hubs" {
+  description = "The hubs, by name (env.yaml hubs:, else host.name): for each, two existing volumes to adopt (a prod hub's) or none to create them here, and an existing floating IP to adopt or null."
+  type = map(object({
+    existing_volume_ids = list(string)
+    floating_ip         = string
+  }))
 }
 
 variable "floating_ip_pool" {
