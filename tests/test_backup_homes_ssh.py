@@ -129,3 +129,23 @@ def test_homes_go_to_a_backup_host_and_come_back_over_ssh(callysto, remote_env, 
     status = callysto("backup", "homes", "status", "--env", "brave-otter", "--json")
     (row,) = json.loads(status.stdout)
     assert row["count"] == 0 and row["at_destination"]["newest"] == snap
+
+
+def test_a_hub_that_is_down_is_named_and_the_others_are_backed_up(
+    callysto, remote_env, zfs_pool, one_line_error
+):
+    replica_pool, env = remote_env["replica_pool"], remote_env["env"]
+    state = json.loads(env.state_file.read_text())
+    rows = state["outputs"]["hosts"]["value"]
+    # Sorted first, so the backup has to go on past it.
+    rows["hub-00"] = {**rows["hub-01"], "name": "hub-00.callysto.farm", "ssh_port": free_port()}
+    env.state_file.write_text(json.dumps(state))
+    result = callysto("backup", "homes", "--env", "brave-otter")
+    line = one_line_error(result, "1 of 2 hub(s) not backed up: hub-00.callysto.farm", code=1,
+                          alone=False)  # fmt: skip
+    assert "hub-00.callysto.farm: NOT backed up" in result.stderr
+    assert "backed up 1 of 2 hubs" in result.stderr
+    hub, snapshot = result.stdout.strip().split("\t")
+    assert hub == "hub-01.callysto.farm", line
+    replica = f"{replica_pool.name}/homes/hub-01.callysto.farm"
+    assert our_snapshots(f"{replica}/{ALICE}") == [snapshot.split("@")[1]]

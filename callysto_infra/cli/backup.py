@@ -231,13 +231,24 @@ def homes(ctx: click.Context, env_name, host, to_dir, to_dataset, keep) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from callysto_infra import homes_backup, progress
+    from callysto_infra.errors import CallystoError, OperationError
     from callysto_infra.sizes import human_size
 
     env = load_env(env_name)
     dest = homes_backup.destination(env, to_dir, to_dataset)
-    for hub in homes_backup.select_hubs(env, host):
-        with progress.bar(f"sending {hub.name}") as advance:
-            done = homes_backup.backup_hub(env, hub, dest, keep, advance)
+    chosen = homes_backup.select_hubs(env, host)
+    failed: list[tuple[str, str]] = []
+    # One hub after the other (they share the destination's bandwidth); a hub that is down or
+    # fails is named and the others are still backed up.
+    for hub in chosen:
+        try:
+            with progress.bar(f"sending {hub.name}") as advance:
+                done = homes_backup.backup_hub(env, hub, dest, keep, advance)
+        except CallystoError as exc:
+            failed.append((hub.name, str(exc)))
+            if len(chosen) > 1:
+                _say(f"{hub.name}: NOT backed up: {exc}")
+            continue
         click.echo(f"{done.hub}\t{homes_backup.home_dataset(env)}@{done.snapshot}")
         kind = f"incremental from {done.base}" if done.base else "full"
         pruned = f"; pruned {len(done.pruned_on_hub)} on the hub" if done.pruned_on_hub else ""
@@ -246,6 +257,15 @@ def homes(ctx: click.Context, env_name, host, to_dir, to_dataset, keep) -> None:
         _say(
             f"sent {done.snapshot} of {done.hub} to {dest} ({kind}): "
             f"{human_size(done.bytes)}, {done.seconds:.1f} s{pruned}"
+        )
+    if failed:
+        if len(chosen) > 1:
+            _say(f"backed up {len(chosen) - len(failed)} of {len(chosen)} hubs")
+        name, reason = failed[0]
+        raise OperationError(
+            f"{len(failed)} of {len(chosen)} hub(s) not backed up: {name}: {reason}"
+            if len(chosen) > 1
+            else reason
         )
 
 
