@@ -74,6 +74,7 @@ def test_bad_sign_in_settings_are_refused_in_one_line(
 ROLES = PROJECT / "playbooks" / "roles"
 PHP_TEMPLATES = [
     "config.php.j2",
+    "sp.php.j2",
     "authsources.php.j2",
     "secrets.inc.php.j2",
     "saml20-idp-hosted.php.j2",
@@ -87,6 +88,7 @@ AWKWARD_SALT = "it's a \\ salt"
 # check run has made no certificate yet.
 TWO_HUBS = {
     f"hub-{n}.callysto.farm": {
+        "name": f"hub-{n}.callysto.farm",
         "entity_id": f"https://hub-{n}.callysto.farm/hub/saml/metadata",
         "acs_url": f"https://hub-{n}.callysto.farm/hub/saml/acs",
         "host": f"hub-{n}.callysto.farm",
@@ -96,7 +98,7 @@ TWO_HUBS = {
 }
 
 
-def _render(template: str, env_type: str, tmp_path: Path) -> str:
+def _render(template: str, env_type: str, tmp_path: Path, **extra) -> str:
     from ansible.parsing.dataloader import DataLoader
     from ansible.plugins.loader import init_plugin_loader
     from ansible.template import Templar, trust_as_template
@@ -121,6 +123,7 @@ def _render(template: str, env_type: str, tmp_path: Path) -> str:
         groups={"hub": list(TWO_HUBS)},
         hostvars={name: {"callysto_login_sp": sp} for name, sp in TWO_HUBS.items()},
     )
+    variables.update({"item": TWO_HUBS["hub-1.callysto.farm"], **extra})
     source = (ROLES / "idp_proxy" / "templates" / template).read_text()
     return Templar(loader=DataLoader(), variables=variables).template(trust_as_template(source))
 
@@ -164,12 +167,31 @@ def test_the_chain_pins_the_environments_entity_ids(tmp_path):
 
 
 def test_every_hub_with_a_certificate_is_a_service_provider_of_the_proxy(tmp_path):
-    metadata = tmp_path / "saml20-sp-remote.php"
-    metadata.write_text(_render("saml20-sp-remote.php.j2", "dev", tmp_path))
+    from ansible.template import trust_as_template
+
+    defaults = yaml.safe_load((ROLES / "idp_proxy" / "defaults" / "main.yml").read_text())
+    variables = {"groups": {"hub": list(TWO_HUBS)}, "hostvars": {
+        name: {"callysto_login_sp": sp} for name, sp in TWO_HUBS.items()}}  # fmt: skip
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+
+    sps = Templar(loader=DataLoader(), variables=variables).template(
+        trust_as_template(defaults["idp_proxy_sps"])
+    )
+    assert [sp["name"] for sp in sps] == ["hub-1.callysto.farm", "hub-2.callysto.farm"]
+    # One file per hub, as the role writes them (a limited run leaves the others' in place).
+    config_dir = tmp_path / "data" / "simplesamlphp" / "config"
+    folder = config_dir / "metadata" / "sps"
+    folder.mkdir(parents=True)
+    for sp in sps:
+        (folder / f"{sp['name']}.php").write_text(_render("sp.php.j2", "local", tmp_path, item=sp))
+    metadata = config_dir / "metadata" / "saml20-sp-remote.php"
+    metadata.write_text(_render("saml20-sp-remote.php.j2", "local", tmp_path))
     code = (
         f"$metadata = []; require {str(metadata)!r};"
         "foreach ($metadata as $id => $sp) {"
-        " echo $id, ' ', $sp['AssertionConsumerService'][0]['Location'], ' ', $sp['certData'], \"\\n\"; }"
+        " echo $id, ' ', $sp['AssertionConsumerService'][0]['Location'], ' ', $sp['certData'],"
+        " isset($sp['callysto.host']) ? ' host!' : '', \"\\n\"; }"
     )
     read = subprocess.run(["php", "-r", code], capture_output=True, text=True, check=True)
     assert read.stdout.splitlines() == [
@@ -177,5 +199,14 @@ def test_every_hub_with_a_certificate_is_a_service_provider_of_the_proxy(tmp_pat
         f" MIIcert{n}"
         for n in (1, 2)
     ]
-    config = _render("config.php.j2", "dev", tmp_path)
-    assert '\'trusted.url.domains\' => ["hub-1.callysto.farm", "hub-2.callysto.farm"]' in config
+    config = tmp_path / "config.php"
+    secrets = tmp_path / "data" / "simplesamlphp" / "secrets"
+    secrets.mkdir(parents=True)
+    (secrets / "secrets.inc.php").write_text(_render("secrets.inc.php.j2", "local", tmp_path))
+    config.write_text(_render("config.php.j2", "local", tmp_path))
+    code = (
+        "require '/usr/share/simplesamlphp/lib/_autoload.php';"
+        f"require {str(config)!r}; echo implode(' ', $config['trusted.url.domains']);"
+    )
+    read = subprocess.run(["php", "-r", code], capture_output=True, text=True, check=True)
+    assert read.stdout == "hub-1.callysto.farm hub-2.callysto.farm"

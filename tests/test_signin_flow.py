@@ -118,9 +118,9 @@ def test_the_hub_has_its_own_entity_id_and_the_hash_uses_the_pinned_one(hub):
     _, own = hub.entity_ids()
     pinned = hub.findhash_env().sp_entity_id
     assert own != pinned
-    listed = hub.data_dir / "simplesamlphp" / "config" / "metadata" / "saml20-sp-remote.php"
+    (listed,) = (hub.data_dir / "simplesamlphp" / "config" / "metadata" / "sps").glob("*.php")
     text = listed.read_text()
-    assert f'$metadata["{own}"]' in text and pinned not in text
+    assert f"'entityid' => \"{own}\"" in text and pinned not in text
 
 
 def test_sign_out_ends_the_proxy_session_too(hub, browser):
