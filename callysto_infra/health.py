@@ -54,11 +54,12 @@ class Report:
         }
 
 
-def hub_url(env: Environment) -> str:
-    """The address students open: the local port on this machine, else the hub's HTTPS name."""
+def hub_url(env: Environment, hub: hubs.Hub | None = None) -> str:
+    """The address students open: the local port on this machine, else the HTTPS name of HUB
+    (by default the environment's host.name)."""
     if env.type == "local":
         return f"http://127.0.0.1:{env.local.port}/"
-    return f"https://{env.fqdn}/"
+    return f"https://{hub.name if hub is not None else env.fqdn}/"
 
 
 def _get_json(url: str, timeout: float, token: str | None = None) -> tuple[int, object]:
@@ -83,16 +84,16 @@ def _http_failure(exc: Exception) -> str:
     return f"no answer ({reason})"
 
 
-def check_proxy(env: Environment, timeout: float) -> Check:
+def check_proxy(env: Environment, timeout: float, hub: hubs.Hub | None = None) -> Check:
     """The public address answers with the hub's API root: the proxy is up and routes to the hub."""
-    url = hub_url(env) + "hub/api"
+    url = hub_url(env, hub) + "hub/api"
     try:
         status, doc = _get_json(url, timeout)
     except (OSError, urllib.error.URLError) as exc:
         return Check("proxy", False, f"{url}: {_http_failure(exc)}")
     if status != 200 or not isinstance(doc, dict) or "version" not in doc:
         return Check("proxy", False, f"{url} answered HTTP {status}, not the hub's API")
-    return Check("proxy", True, f"{hub_url(env)} routes to JupyterHub {doc['version']}")
+    return Check("proxy", True, f"{hub_url(env, hub)} routes to JupyterHub {doc['version']}")
 
 
 def sign_in_url(env: Environment) -> str:
@@ -133,7 +134,7 @@ def check_sign_in(env: Environment, timeout: float) -> Check:
     return Check("sign-in", True, f"{sign_in_url(env)} publishes the IdP {published}")
 
 
-def check_hub_api(env: Environment, timeout: float) -> Check:
+def check_hub_api(env: Environment, timeout: float, hub: hubs.Hub | None = None) -> Check:
     """The hub's API accepts the operator token (the hub and its database work)."""
     token = hubapi.read_token(env)
     if token is None:
@@ -143,21 +144,25 @@ def check_hub_api(env: Environment, timeout: float) -> Check:
             f"no operator token (mode 0600) in {hubapi.TOKEN_FILE} of '{env.name}': provision "
             f"the hub (callysto ansible playbook --env {env.name} hub)",
         )
-    url = hub_url(env) + "hub/api/user"
+    url = hub_url(env, hub) + "hub/api/user"
     try:
         status, doc = _get_json(url, timeout, token)
     except (OSError, urllib.error.URLError) as exc:
         return Check("hub-api", False, f"{url}: {_http_failure(exc)}")
     if status != 200 or not isinstance(doc, dict):
         return Check("hub-api", False, f"{url} answered HTTP {status} to the operator token")
-    return Check("hub-api", True, f"answers the operator token (as '{doc.get('name', '?')}')")
+    where = "" if hub is None or hub.is_local else f"{hub.name} "
+    return Check(
+        "hub-api", True, f"{where}answers the operator token (as '{doc.get('name', '?')}')"
+    )
 
 
-def check_pool(env: Environment, timeout: float) -> list[Check]:
-    """The pool's health and the free space of its home datasets, read as data on each hub."""
+def check_pool(env: Environment, timeout: float, on: list[hubs.Hub] | None = None) -> list[Check]:
+    """The pool's health and the free space of its home datasets, read as data on each hub
+    (or those ON)."""
     pool = env.config.hub.pool
     checks = []
-    for hub in hubs.hubs(env):
+    for hub in hubs.hubs(env) if on is None else on:
         where = "" if hub.is_local else f" on {hub.name}"
         try:
             health = zfs.pool_health(hub, pool, timeout=timeout * 4)
@@ -201,13 +206,24 @@ def check_pool(env: Environment, timeout: float) -> list[Check]:
 
 def check(env: Environment, timeout: float = 5.0) -> Report:
     """One round of every check."""
+    from concurrent.futures import ThreadPoolExecutor
+
     report = Report(env.name, hub_url(env), attempts=1)
-    report.checks = [
-        check_proxy(env, timeout),
-        check_hub_api(env, timeout),
-        check_sign_in(env, timeout),
-    ]
-    report.checks += check_pool(env, timeout)
+    fleet = hubs.hubs(env)
+
+    def one_hub(hub: hubs.Hub) -> list[Check]:
+        return [
+            check_proxy(env, timeout, hub),
+            check_hub_api(env, timeout, hub),
+            *check_pool(env, timeout, [hub]),
+        ]
+
+    # Every hub at once, so a fleet takes as long as its slowest hub; each hub's checks stay
+    # together, in the fleet's order.
+    with ThreadPoolExecutor(max_workers=min(16, len(fleet) or 1)) as workers:
+        for checks in workers.map(one_hub, fleet):
+            report.checks += checks
+    report.checks.append(check_sign_in(env, timeout))
     return report
 
 

@@ -158,3 +158,23 @@ def test_sign_in_url_is_the_proxys_port_the_front_door_or_the_hub(envs_dir):
     door = environments.load("brave-otter")
     assert health.sign_in_url(door) == "https://door.callysto.farm/simplesaml/"
     assert door.idp_entity_id == dev.idp_entity_id, "a front door changes no student's hash"
+
+
+def test_a_fleet_is_checked_hub_by_hub_and_each_failure_names_its_hub(envs_dir, callysto):
+    env = environments.create("dev", "brave-otter")
+    rows = {
+        name: {"name": name, "address": "127.0.0.1", "ssh_user": "root", "ssh_port": SILENT_PORT,
+               "groups": ["hub", "dev", "brave-otter"]}
+        for name in ("hub-a.invalid", "hub-b.invalid")
+    }  # fmt: skip
+    env.state_file.write_text(json.dumps({"version": 4, "outputs": {"hosts": {"value": rows}}}))
+    result = callysto("health", "--env", "brave-otter", "--json", "--timeout", "1")
+    assert result.returncode == 1
+    checks = json.loads(result.stdout)["checks"]
+    assert [c["name"] for c in checks] == [
+        "proxy", "hub-api", "pool", "proxy", "hub-api", "pool", "sign-in"
+    ]  # fmt: skip
+    assert "https://hub-a.invalid/hub/api" in checks[0]["detail"]
+    assert "https://hub-b.invalid/hub/api" in checks[3]["detail"]
+    assert "hub-a.invalid" in checks[2]["detail"] and "hub-b.invalid" in checks[5]["detail"]
+    assert not any(c["ok"] for c in checks)
