@@ -9,6 +9,9 @@ from __future__ import annotations
 import base64
 import os
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -27,7 +30,10 @@ INSTITUTION = f"o'brien+{TOKEN}@district-3.ca"
 INSTITUTION_IDP = "https://idp.ecole.example.ca/idp/shibboleth"
 MICROSOFT = f"kim.{TOKEN}@outlook.example.com"
 MICROSOFT_ACCOUNT = f"{TOKEN}abcdef"[:16]
-ADDRESSES = (GOOGLE, INSTITUTION, MICROSOFT)
+# Students who come in through the fleet's front door.
+DOOR_STUDENTS = (f"door.one.{TOKEN}@example.org", f"door.two.{TOKEN}@example.org")
+ADDRESSES = (GOOGLE, INSTITUTION, MICROSOFT, *DOOR_STUDENTS)
+DOOR_PORT = 18626  # the front door; its database 18627; 18628: a hub where nothing answers
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -263,6 +269,141 @@ def _files(root: Path):
                 yield path, path.read_bytes()
             except OSError:
                 continue
+
+
+# --- the fleet's front door, signing in through the same proxy -------------------------------
+
+
+@pytest.fixture(scope="module")
+def frontdoor(hub, tmp_path_factory):
+    """The front door (callysto_login.frontdoor) as an SP of this hub's proxy, in front of two
+    hubs: this one, and one where nothing answers; the assignments in a real PostgreSQL."""
+    import json
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from tests import postgres
+
+    work = tmp_path_factory.mktemp("frontdoor")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=front door", "-keyout", str(work / "sp.key"), "-out", str(work / "sp.crt")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{DOOR_PORT}/"
+    cert = "".join((work / "sp.crt").read_text().split("-----")[2].split())
+    # The proxy's file for it, as the idp_proxy role writes one per service provider.
+    sps = hub.data_dir / "simplesamlphp" / "config" / "metadata" / "sps"
+    entry = sps / "frontdoor.php"
+    entry.write_text(
+        "<?php return ['entityid' => "
+        + json.dumps(f"{url}frontdoor/saml/metadata")
+        + ", 'AssertionConsumerService' => [['Binding' => "
+        "'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST', 'Location' => "
+        + json.dumps(f"{url}frontdoor/saml/acs")
+        + ", 'index' => 0]], 'SingleLogoutService' => [],"
+        " 'certData' => " + json.dumps(cert) + ", 'assertion.encryption' => true,"
+        " 'saml20.sign.response' => true, 'saml20.sign.assertion' => true,"
+        " 'NameIDFormat' => 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',"
+        " 'attributes.NameFormat' => 'urn:oasis:names:tc:SAML:2.0:attrname-format:uri',"
+        " 'callysto.host' => '127.0.0.1:" + str(DOOR_PORT) + "'];\n"
+    )
+    with postgres.running(DOOR_PORT + 1) as database:
+        (work / "db-password").write_text(database.password)
+        (work / "cookie-secret").write_text(uuid.uuid4().hex + uuid.uuid4().hex)
+        config = work / "frontdoor.json"
+        config.write_text(json.dumps({
+            "public_url": url,
+            "listen_port": DOOR_PORT,
+            "idp_metadata_file": str(hub.data_dir / "jupyterhub" / "etc" / "idp-metadata.xml"),
+            "key_file": str(work / "sp.key"),
+            "cert_file": str(work / "sp.crt"),
+            "database": database.conninfo,
+            "database_password_file": str(work / "db-password"),
+            "cookie_secret_file": str(work / "cookie-secret"),
+            "hubs": [
+                {"name": "hub-a", "url": hub.url, "capacity": 100},
+                {"name": "hub-b", "url": f"http://127.0.0.1:{DOOR_PORT + 2}/", "capacity": 100},
+            ],
+        }))  # fmt: skip
+        package = (
+            Path(__file__).parent.parent / "playbooks/roles/callysto_login/files/callysto_login"
+        )
+        log = (ARTIFACTS / "frontdoor.log").open("w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "callysto_login.frontdoor", str(config)],
+            cwd=package, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            for _ in range(200):
+                with socket.socket() as probe:
+                    if probe.connect_ex(("127.0.0.1", DOOR_PORT)) == 0:
+                        break
+                assert process.poll() is None, (ARTIFACTS / "frontdoor.log").read_text()
+                time.sleep(0.1)
+            yield {"url": url, "database": database}
+        finally:
+            os.kill(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+            log.close()
+            entry.unlink(missing_ok=True)  # a reinstall removes it too
+
+
+def door_sign_in(browser, door, address: str, path: str):
+    """A student opens PATH at the front door and signs in with Google as ADDRESS."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(door["url"] + path.lstrip("/"))
+    page.click("#source-google")
+    page.wait_for_selector("#email_input")
+    page.fill("#email_input", address)
+    page.click("#login_submit")
+    return context, page
+
+
+def test_the_front_door_sends_a_new_student_to_a_hub_and_keeps_the_link(hub, browser, frontdoor):
+    from callysto_infra import assignments
+
+    link = "hub/user-redirect/git-pull?repo=https%3A%2F%2Fgithub.com%2Fcallysto%2Fnotebooks"
+    context, page = door_sign_in(browser, frontdoor, DOOR_STUDENTS[0], link)
+    page.wait_for_url(f"{hub.url}**", timeout=60_000)
+    # The hub's own sign-in page, asked to go on to the same nbgitpuller link.
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query)
+    assert page.url.startswith(f"{hub.url}hub/login") and query["next"] == [f"/{link}"]
+    context.close()
+    expected = hub.findhash("--source", "google", DOOR_STUDENTS[0])
+    with frontdoor["database"].connect(autocommit=True) as conn:
+        assert assignments.find(conn, expected) == "hub-a", "the hash the hubs get, on hub-a"
+
+
+def test_the_front_door_says_when_a_students_hub_is_down(browser, frontdoor):
+    from callysto_infra import assignments
+
+    # The second new student goes to hub-b (the least loaded), where nothing answers.
+    context, page = door_sign_in(browser, frontdoor, DOOR_STUDENTS[1], "/")
+    page.wait_for_selector("#hub-down")
+    assert "hub-b" in page.inner_text("#hub-down")
+    assert page.url.startswith(frontdoor["url"]), "never sent to another hub"
+    context.close()
+    with frontdoor["database"].connect(autocommit=True) as conn:
+        loads = {load.name: load.students for load in assignments.loads(conn)}
+    assert loads == {"hub-a": 1, "hub-b": 1}
+
+
+def test_a_forged_post_to_the_front_door_assigns_no_one(frontdoor):
+    from callysto_infra import assignments
+
+    body = urllib.parse.urlencode({"SAMLResponse": base64.b64encode(b"<x/>").decode()})
+    acs = frontdoor["url"] + "frontdoor/saml/acs"  # http://127.0.0.1 only
+    request = urllib.request.Request(acs, data=body.encode(), method="POST")  # noqa: S310
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)  # noqa: S310
+    assert refused.value.code == 403
+    with frontdoor["database"].connect(autocommit=True) as conn:
+        assert sum(load.students for load in assignments.loads(conn)) == 2
 
 
 def test_addresses_are_written_nowhere(hub):

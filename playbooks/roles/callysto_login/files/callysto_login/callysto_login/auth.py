@@ -8,11 +8,6 @@ hub ever learns. No header a browser sends can sign anyone in.
 
 from __future__ import annotations
 
-import base64
-import re
-import time
-from urllib.parse import quote, urlencode
-
 from jupyterhub.auth import Authenticator
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.handlers.login import LogoutHandler
@@ -20,16 +15,10 @@ from tornado import web
 from traitlets import Bool, Integer, Unicode, default
 
 from callysto_login import SOURCES
+from callysto_login.saml import HASH_RE, ServiceProvider, SignInRefused
 
-HASH_RE = re.compile(r"[0-9a-f]{40}")
-PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
-TARGETED_ID = "eduPersonTargetedID"
 # The browser's pending sign-in: the ID of the AuthnRequest it was sent with (signed cookie).
 REQUEST_COOKIE = "callysto-saml-request"
-
-
-class SignInRefused(Exception):
-    """A SAML response the hub does not accept; the message names why, without any identity."""
 
 
 class SamlLoginHandler(BaseHandler):
@@ -89,7 +78,9 @@ class CallystoSamlAuthenticator(Authenticator):
     notices_url = Unicode(
         "", config=True, help="Where to register for service notices; default: mail support."
     )
-    sp_entity_id = Unicode(config=True, help="The hub's own entity ID as an SP (the proxy pins the one hashes use).")
+    sp_entity_id = Unicode(
+        config=True, help="The hub's own entity ID as an SP (the proxy pins the one hashes use)."
+    )
     hub_url = Unicode(config=True, help="The hub's public URL, ending in '/'.")
     idp_metadata_file = Unicode(config=True, help="The sign-in proxy's SAML metadata.")
     key_file = Unicode(config=True, help="The hub's SAML private key (0600).")
@@ -113,59 +104,27 @@ class CallystoSamlAuthenticator(Authenticator):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._client = None
-        # AuthnRequest ID -> (next URL, deadline): each one answers at most one response.
-        self._pending: dict[str, tuple[str, float]] = {}
-        # Assertion IDs already accepted, until they expire: a copied response is refused.
-        self._seen: dict[str, float] = {}
+        self._sp: ServiceProvider | None = None
 
-    # --- pysaml2 ---------------------------------------------------------------------------
-
-    def _saml_config(self) -> dict:
-        from saml2 import BINDING_HTTP_POST
-
-        return {
-            "entityid": self.sp_entity_id,
-            "xmlsec_binary": self.xmlsec_binary,
-            "key_file": self.key_file,
-            "cert_file": self.cert_file,
-            "encryption_keypairs": [{"key_file": self.key_file, "cert_file": self.cert_file}],
-            "metadata": {"local": [self.idp_metadata_file]},
-            "accepted_time_diff": self.clock_skew,
-            "allow_unknown_attributes": True,
-            "service": {
-                "sp": {
-                    "endpoints": {
-                        "assertion_consumer_service": [(self.acs_url, BINDING_HTTP_POST)],
-                    },
-                    "allow_unsolicited": False,
-                    "want_response_signed": True,
-                    "want_assertions_signed": True,
-                    "authn_requests_signed": False,
-                    "name_id_format": PERSISTENT,
-                    "name_id_format_allow_create": True,
-                },
-            },
-        }
+    @property
+    def sp(self) -> ServiceProvider:
+        """The hub as the proxy's service provider (made at first use, from the settings)."""
+        if self._sp is None:
+            self._sp = ServiceProvider(
+                entity_id=self.sp_entity_id,
+                acs_url=self.acs_url,
+                idp_metadata_file=self.idp_metadata_file,
+                key_file=self.key_file,
+                cert_file=self.cert_file,
+                xmlsec_binary=self.xmlsec_binary,
+                clock_skew=self.clock_skew,
+                request_lifetime=self.request_lifetime,
+            )
+        return self._sp
 
     @property
     def acs_url(self) -> str:
         return f"{self.hub_url}hub/saml/acs"
-
-    def client(self):
-        """The pysaml2 client, made at first use (the proxy's metadata may come after the hub)."""
-        if self._client is None:
-            from saml2.client import Saml2Client
-            from saml2.config import SPConfig
-
-            config = SPConfig()
-            config.load(self._saml_config())
-            self._client = Saml2Client(config=config)
-        return self._client
-
-    def _idp(self) -> str:
-        (entity_id,) = self.client().metadata.identity_providers()
-        return entity_id
 
     # --- signing in ------------------------------------------------------------------------
 
@@ -174,17 +133,7 @@ class CallystoSamlAuthenticator(Authenticator):
     ) -> str:
         """The proxy's URL for SOURCE, with a fresh AuthnRequest bound to HANDLER's browser;
         LANGUAGE ('fr' or 'en') is the one the student chose on the sign-in page."""
-        from saml2 import BINDING_HTTP_REDIRECT
-
-        # The RelayState carries the student's language, so the proxy's pages speak it too.
-        request_id, info = self.client().prepare_for_authenticate(
-            entityid=self._idp(),
-            binding=BINDING_HTTP_REDIRECT,
-            relay_state=language if language in ("en", "fr") else "",
-        )
-        now = time.monotonic()
-        self._forget_expired(now)
-        self._pending[request_id] = (next_url, now + self.request_lifetime)
+        request_id, location = self.sp.start(source, next_url, language)
         handler.set_signed_cookie(
             REQUEST_COOKIE,
             request_id,
@@ -193,80 +142,15 @@ class CallystoSamlAuthenticator(Authenticator):
             expires_days=None,
             secure=self.hub_url.startswith("https:"),
         )
-        location = dict(info["headers"])["Location"]
-        # multiauth's own parameter: go straight to the source the student chose.
-        return f"{location}&{urlencode({'source': source})}"
-
-    def _forget_expired(self, now: float) -> None:
-        for table in (self._pending, self._seen):
-            for key in [k for k, v in table.items() if (v[1] if isinstance(v, tuple) else v) < now]:
-                del table[key]
+        return location
 
     def accept_response(self, encoded: str, request_id: str | None) -> tuple[str, str]:
-        """The user hash and next URL of a SAML response posted by the browser whose pending
-        AuthnRequest is REQUEST_ID. Raises SignInRefused for anything but a response the proxy
-        signed, with an encrypted assertion, for this hub, in time, to that very request, and
-        never seen before."""
-        from saml2 import BINDING_HTTP_POST, samlp
-        from saml2.sigver import SignatureError
-
-        if not encoded:
-            raise SignInRefused("no SAMLResponse")
-        if not request_id:
-            raise SignInRefused("no sign-in was started in this browser")
-        now = time.monotonic()
-        self._forget_expired(now)
-        pending = self._pending.pop(request_id, None)
-        if pending is None:
-            raise SignInRefused("the sign-in this response answers is unknown, used or expired")
-        try:
-            raw = base64.b64decode(encoded, validate=False)
-            envelope = samlp.response_from_string(raw)
-        except Exception as exc:
-            raise SignInRefused(f"not a SAML response ({type(exc).__name__})") from None
-        if envelope is None or envelope.assertion or len(envelope.encrypted_assertion) != 1:
-            raise SignInRefused("the response must carry exactly one encrypted assertion")
-        try:
-            response = self.client().parse_authn_request_response(
-                encoded, BINDING_HTTP_POST, outstanding={request_id: pending[0]}
-            )
-        except SignatureError as exc:
-            raise SignInRefused(f"bad signature ({type(exc).__name__})") from None
-        except Exception as exc:
-            raise SignInRefused(f"{type(exc).__name__}: {exc}") from None
-        if response is None or response.assertion is None:
-            raise SignInRefused("no valid assertion")
-        if response.in_response_to != request_id:
-            raise SignInRefused("the response answers another sign-in")
-        if not response.response.signature:
-            raise SignInRefused("the response is not signed")
-        assertion_id = response.assertion.id
-        if assertion_id in self._seen:
-            raise SignInRefused("this assertion was used before")
-        self._seen[assertion_id] = now + self.request_lifetime + 2 * self.clock_skew
-        return self._user_hash(response), pending[0]
-
-    def _user_hash(self, response) -> str:
-        name_id = response.name_id
-        if name_id is not None and name_id.format == PERSISTENT:
-            value = (name_id.text or "").strip().lower()
-            if HASH_RE.fullmatch(value):
-                return value
-        for value in response.ava.get(TARGETED_ID, []):
-            value = str(value).strip().lower()
-            if HASH_RE.fullmatch(value):
-                return value
-        raise SignInRefused("the assertion carries no 40-hex TargetedID")
+        """The user hash and next URL of the response (see ServiceProvider.accept)."""
+        return self.sp.accept(encoded, request_id)
 
     def proxy_logout_url(self) -> str:
         """The proxy's sign-out, which returns to the hub's sign-in page."""
-        from saml2 import BINDING_HTTP_REDIRECT
-
-        services = self.client().metadata.single_logout_service(
-            self._idp(), BINDING_HTTP_REDIRECT, "idpsso"
-        )
-        base = services[0]["location"].rsplit("/", 1)[0]
-        return f"{base}/initSLO.php?RelayState={quote(self.hub_url + 'hub/login', safe='')}"
+        return self.sp.logout_url(self.hub_url + "hub/login")
 
     # --- JupyterHub ------------------------------------------------------------------------
 

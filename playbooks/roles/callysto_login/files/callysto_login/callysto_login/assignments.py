@@ -1,0 +1,1 @@
+../../../../../../callysto_infra/assignments.py
