@@ -386,6 +386,43 @@ class HomesBackupSettings(Strict):
         return self
 
 
+def _endpoint(value: str) -> str:
+    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?/?", value):
+        raise ValueError(
+            "must be an http(s):// address of Swift's S3 API, such as https://swift.example.org"
+        )
+    return value.rstrip("/")
+
+
+def _bucket(value: str) -> str:
+    # What Swift's S3 API takes as a bucket name (DNS-compatible), so the container serves both.
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", value):
+        raise ValueError(
+            "must be 3-63 lower-case letters, digits and '-' (a Swift container usable over S3)"
+        )
+    return value
+
+
+StorageKind = Literal["zfs", "object"]
+Endpoint = Annotated[str, AfterValidator(_endpoint)]
+Bucket = Annotated[str, AfterValidator(_bucket)]
+
+
+class ObjectSettings(Strict):
+    """Plan B: students' notebooks in OpenStack Swift, one container per environment."""
+
+    endpoint: Endpoint | None = Field(
+        default=None,
+        description="Swift's S3 API; unset in a local environment: the hub runs a Swift of its own",
+    )
+    container: Bucket | None = Field(
+        default=None, description="the environment's container; default callysto-<environment>"
+    )
+    region: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")] = Field(
+        default="RegionOne", description="the S3 region Swift's s3api answers for"
+    )
+
+
 class EnvConfig(Strict):
     """The whole of env.yaml."""
 
@@ -403,6 +440,10 @@ class EnvConfig(Strict):
     )
     homes_backup: HomesBackupSettings = Field(default_factory=HomesBackupSettings)
     servers: ServerSettings = Field(default_factory=ServerSettings)
+    storage: StorageKind = Field(
+        default="zfs", description="where students' files live: ZFS homes, or Swift (object)"
+    )
+    object: ObjectSettings | None = None
 
     @property
     def fleet(self) -> list[FleetHub]:
@@ -425,6 +466,16 @@ class EnvConfig(Strict):
 
     @model_validator(mode="after")
     def _matches_type(self, info: ValidationInfo) -> EnvConfig:
+        if self.object is not None and self.storage != "object":
+            raise ValueError("an 'object' section needs 'storage: object'")
+        if (
+            self.storage == "object"
+            and self.type != "local"
+            and (self.object is None or self.object.endpoint is None)
+        ):
+            raise ValueError(
+                "a cloud environment with 'storage: object' needs object.endpoint (Swift's S3 API)"
+            )
         if self.type in ("dev", "prod") and self.cloud is None:
             raise ValueError(f"a {self.type} environment needs a 'cloud' section")
         if self.type == "local" and self.cloud is not None:

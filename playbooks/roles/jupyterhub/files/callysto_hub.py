@@ -1,6 +1,8 @@
 """The hub's own pieces: each student's server in a container of its own with only their ZFS home
 mounted (created at first login with the default refquota, refused with HTTP 507 when full or
-read-only), and limits raised for the members of a group.
+read-only), or, in an environment whose storage is object, with their notebooks in the
+environment's Swift container under their hash, reached through the hub's object gateway
+(callysto_objects.py); and limits raised for the members of a group.
 
 Installed by Ansible next to jupyterhub_config.py, which imports it."""
 
@@ -136,6 +138,9 @@ class ZfsHomeSpawner(DockerSpawner):
                     limits[key] = value
         return limits
 
+    def tmpfs(self) -> dict[str, str]:
+        return {"/tmp": "rw,nosuid,nodev,size=256m,mode=1777"}  # noqa: S108
+
     async def start(self):
         limits = self.user_limits()
         self.mem_limit = limits.get("memory")
@@ -148,7 +153,7 @@ class ZfsHomeSpawner(DockerSpawner):
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "read_only": True,
-            "tmpfs": {"/tmp": "rw,nosuid,nodev,size=256m,mode=1777"},  # noqa: S108
+            "tmpfs": self.tmpfs(),
             "init": True,
         }
         # A server's start is mostly CPU (Python and JupyterLab loading). Started all at once, a
@@ -210,3 +215,96 @@ async def ensure_home(spawner: ZfsHomeSpawner) -> None:
     Its zfs commands run in a thread, so a class signing in at once never waits on them in the
     hub's event loop."""
     await asyncio.to_thread(spawner.ensure_home)
+
+
+# Where the contents manager (callysto_contents.py) is mounted in an object-storage container.
+CONTENTS_DIR = "/opt/callysto"
+
+
+class ObjectHomeSpawner(ZfsHomeSpawner):
+    """A container per student whose notebooks and files live in the environment's Swift
+    container under '<hash>/', saved and opened by s3contents through the hub's object gateway
+    with a key of the student's own. Nothing of the student's is on the hub: their home in the
+    container is a scratch tmpfs, for what kernels write while they run."""
+
+    gateway_url = Unicode(config=True, help="The object gateway, http://127.0.0.1:PORT.")
+    swift_endpoint = Unicode(config=True, help="Swift's S3 endpoint (for the hub itself).")
+    bucket = Unicode(config=True, help="The environment's container.")
+    region = Unicode("RegionOne", config=True, help="The S3 region of the endpoint.")
+    credentials_file = Unicode(config=True, help="The environment's Swift credentials (0600).")
+    gateway_key_file = Unicode(config=True, help="The secret students' keys derive from (0600).")
+    contents_module = Unicode(config=True, help="callysto_contents.py on the hub.")
+    quota_bytes = Integer(0, config=True, help="Quota of a new home in bytes; 0: none.")
+    _store = None
+
+    def store(self):
+        import callysto_objects
+
+        cls = type(self)
+        if cls._store is None:
+            access, secret = callysto_objects.read_credentials(self.credentials_file)
+            cls._store = callysto_objects.Store(
+                self.swift_endpoint.rstrip("/"), self.bucket, access, secret, self.region
+            )
+        return cls._store
+
+    def ensure_home(self) -> str:
+        """The home's record exists (made at first login with the default quota); a banned
+        student, or one whose home is (nearly) full, gets the 507 page."""
+        user_hash = self.dataset.rsplit("/", 1)[-1]  # validates the name
+        store = self.store()
+        try:
+            record = store.ensure_home(user_hash, self.quota_bytes or None)
+            quota = record.get("quota")
+            used = store.usage(user_hash) if quota is not None else 0
+        except OSError as exc:
+            self.log.error("object storage unavailable for %s: %s", user_hash, exc)
+            raise HomeUnavailable(
+                "Your files are not available at the moment, so your server cannot start: "
+                "please try again later or contact support"
+            ) from None
+        if record.get("banned"):
+            raise HomeUnavailable(
+                "Your home is read-only at the moment, so your server cannot start"
+            )
+        if quota is not None and quota - used < self.min_free_bytes:
+            raise HomeUnavailable(
+                "Your home is full: delete some files (or ask for more space) before starting again"
+            )
+        self.volumes = {self.contents_module: {"bind": f"{CONTENTS_DIR}/callysto_contents.py",
+                                               "mode": "ro"}}  # fmt: skip
+        return CONTAINER_HOME
+
+    def tmpfs(self) -> dict[str, str]:
+        uid = self.container_uid
+        return {
+            **super().tmpfs(),
+            CONTAINER_HOME: f"rw,nosuid,nodev,size=256m,mode=0700,uid={uid},gid={uid}",
+        }
+
+    def get_args(self):
+        return [
+            *super().get_args(),
+            "--ServerApp.contents_manager_class=callysto_contents.CallystoContentsManager",
+        ]
+
+    def get_env(self):
+        import callysto_objects
+
+        env = super().get_env()
+        user_hash = self.dataset.rsplit("/", 1)[-1]
+        env.update(
+            PYTHONPATH=CONTENTS_DIR,
+            CALLYSTO_OBJECTS_ENDPOINT=self.gateway_url,
+            CALLYSTO_OBJECTS_BUCKET=self.bucket,
+            CALLYSTO_OBJECTS_PREFIX=user_hash,
+            CALLYSTO_OBJECTS_REGION=self.region,
+            # The student's own key: the gateway takes it for their files only.
+            CALLYSTO_OBJECTS_ACCESS_KEY=user_hash,
+            CALLYSTO_OBJECTS_SECRET_KEY=callysto_objects.student_secret(
+                read_secret(self.gateway_key_file), user_hash
+            ),
+            AWS_REQUEST_CHECKSUM_CALCULATION="when_required",
+            AWS_RESPONSE_CHECKSUM_VALIDATION="when_required",
+        )
+        return env
