@@ -466,8 +466,6 @@ class EnvConfig(Strict):
 
     @model_validator(mode="after")
     def _matches_type(self, info: ValidationInfo) -> EnvConfig:
-        if self.object is not None and self.storage != "object":
-            raise ValueError("an 'object' section needs 'storage: object'")
         if (
             self.storage == "object"
             and self.type != "local"

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from callysto_infra import homes, hubs, tfstate
+from callysto_infra import homes, hubs, tfstate, validate
 
 if TYPE_CHECKING:
     from callysto_infra.env_schema import ServerSettings
@@ -67,7 +67,18 @@ def env_vars(env: Environment) -> dict[str, Any]:
         "saml_idp_entity_id": env.idp_entity_id,
         "saml_sp_entity_id": env.sp_entity_id,
         "hub_servers": servers_vars(config.servers),
+        "hub_storage": config.storage,
     }
+    if config.storage == "object":
+        from callysto_infra import objectstore
+
+        variables["hub_object"] = {
+            "endpoint": objectstore.endpoint(env),
+            "container": objectstore.container(env),
+            "region": objectstore.region(env),
+            "local_swift": env.type == "local" and not (config.object and config.object.endpoint),
+            "quota_bytes": validate.zfs_size_bytes(config.hub.refquota) or 0,
+        }
     saml = config.saml
     if saml.institution_idp:
         variables["idp_proxy_institution_idp"] = saml.institution_idp

@@ -22,7 +22,15 @@ WAIT_ATTEMPTS = 60
 WAIT_TIMEOUT = 5.0
 # In the order they stop: the hub first, so it can stop students' servers through the proxy;
 # then the sign-in proxy, and the Docker daemon of the students' containers last.
-SERVICES = ("jupyterhub", "jupyterhub-proxy", "idp-proxy", "jupyterhub-docker")
+SERVICES = (
+    "jupyterhub",
+    "jupyterhub-proxy",
+    "idp-proxy",
+    "jupyterhub-objects",
+    "jupyterhub-docker",
+)
+# A local Swift (storage: object without an endpoint; the swift_local role), after the hub.
+SWIFT_SERVICES = ("proxy", "object", "container", "account", "memcached")
 
 
 @dataclass(frozen=True)
@@ -179,8 +187,11 @@ def stop(env: Environment, say: Say) -> None:
     """Stop the hub and then the proxy (the hub stops students' servers as it goes); the pool
     and every home stay."""
     run_dir = env.hub_prefix / "run"
-    for service in SERVICES:
-        pidfile = run_dir / f"{service}.pid"
+    swift_run = env.data_dir / "swift" / "run"
+    pidfiles = [(s, run_dir / f"{s}.pid") for s in SERVICES] + [
+        (f"swift {s}", swift_run / f"{s}.pid") for s in SWIFT_SERVICES
+    ]
+    for service, pidfile in pidfiles:
         if not pidfile.exists():
             continue
         say(f"stopping {service}")

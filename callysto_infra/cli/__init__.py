@@ -25,6 +25,7 @@ GROUPS = (
     "local",
     "hub",
     "image",
+    "storage",
 )
 
 

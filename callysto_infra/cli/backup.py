@@ -235,6 +235,9 @@ def homes(ctx: click.Context, env_name, host, to_dir, to_dataset, keep) -> None:
     from callysto_infra.sizes import human_size
 
     env = load_env(env_name)
+    if env.config.storage == "object":
+        _object_homes_backup(env, to_dir, to_dataset)
+        return
     dest = homes_backup.destination(env, to_dir, to_dataset)
     chosen = homes_backup.select_hubs(env, host)
     failed: list[tuple[str, str]] = []
@@ -267,6 +270,32 @@ def homes(ctx: click.Context, env_name, host, to_dir, to_dataset, keep) -> None:
             if len(chosen) > 1
             else reason
         )
+
+
+def _object_homes_backup(env, to_dir, to_dataset) -> None:
+    """storage: object: the container's students copied, incrementally, into a folder."""
+    from pathlib import Path
+
+    from callysto_infra import objectstore
+    from callysto_infra.errors import UsageError
+    from callysto_infra.sizes import human_size
+
+    if to_dataset:
+        raise UsageError(
+            "students' files in object storage are backed up to a folder: give --to DIR"
+        )
+    directory = to_dir or env.config.homes_backup.directory
+    if directory is None:
+        raise UsageError(
+            "no backup folder: give --to DIR or set homes_backup.directory in env.yaml"
+        )
+    path = Path(directory)
+    run = objectstore.backup_homes(env, path if path.is_absolute() else env.path / path)
+    click.echo(str(run.directory))
+    _say(
+        f"copied {run.copied} objects ({human_size(run.bytes_copied)}); "
+        f"{run.unchanged} unchanged since the last backup"
+    )
 
 
 @from_group("env_name", "to_dir", "to_dataset")

@@ -22,10 +22,19 @@ def _note(line: str) -> None:
 
 
 def locate_user(env, host: str | None, user: str):
-    """(hub, home) of USER (see homes.locate_user); hubs that did not answer are noted on stderr."""
+    """(hub, home) of USER (see homes.locate_user); hubs that did not answer are noted on stderr.
+    With storage: object the 'hub' is the environment's container (objectstore.Store)."""
+    if env.config.storage == "object":
+        from callysto_infra import objectstore, userhash
+
+        return objectstore.get_home(env, userhash.hash_of_user(env, user))
     from callysto_infra import homes
 
     return homes.locate_user(env, host, user, note=_note)
+
+
+def is_object(env) -> bool:
+    return env.config.storage == "object"
 
 
 def describe(home) -> list[tuple[str, str]]:
@@ -92,7 +101,12 @@ def set_(
 
     env = load_env(env_name)
     hub, home = locate_user(env, host, user)
-    home, applied = homes.set_quota(hub, home, size, force=force)
+    if is_object(env):
+        from callysto_infra import objectstore
+
+        home, applied = objectstore.set_quota(hub, home, size, force=force)
+    else:
+        home, applied = homes.set_quota(hub, home, size, force=force)
     if as_json:
         emit_json(home.as_dict())
         return
@@ -115,13 +129,19 @@ def set_(
 def list_(env_name: str | None, host: str | None, as_json: bool) -> None:
     """List every student's dataset with used, quota and available, largest first.
 
-    One 'zfs get' per hub, whatever the number of students.
+    One 'zfs get' per hub, whatever the number of students (storage: object: one listing of
+    the environment's container).
     """
     from callysto_infra import homes
     from callysto_infra.sizes import human_size
 
     env = load_env(env_name)
-    asked, found = homes.list_all_homes(env, host)
+    if is_object(env):
+        from callysto_infra import objectstore
+
+        asked, found = [None], objectstore.list_homes(env)
+    else:
+        asked, found = homes.list_all_homes(env, host)
     if as_json:
         emit_json([h.as_dict() for h in found])
         return

@@ -20,7 +20,7 @@ from callysto_infra.cli.common import (
     typed,
     validated,
 )
-from callysto_infra.cli.quota import USER_HELP, describe, locate_user, print_fields
+from callysto_infra.cli.quota import USER_HELP, describe, is_object, locate_user, print_fields
 
 _user = validated(validate.user_ref)
 
@@ -170,6 +170,30 @@ def findhash(
 # --- ban and unban -----------------------------------------------------------------------------
 
 
+def _hub_of(env, hub):
+    """The hub whose API stops a student's server: with storage: object the home is in the
+    container, and the server on the environment's (only) hub."""
+    if not is_object(env):
+        return hub
+    from callysto_infra import hubs
+    from callysto_infra.errors import CallystoError
+
+    try:
+        known = hubs.hubs(env)
+    except CallystoError:
+        return None
+    return known[0] if known else None
+
+
+def _stop(env, hub, user_hash: str) -> str:
+    from callysto_infra import hubapi
+
+    target = _hub_of(env, hub)
+    if target is None:
+        return "server not stopped: the environment has no hub yet"
+    return hubapi.stop_server(env, target, user_hash)
+
+
 def home_command(name: str, *, json: bool = True) -> Callable[[Callable[..., None]], click.Command]:
     """A command on USER's home: --env, --host (and --json unless json=False), then the command's
     own options, and USER. The function is called with the environment, the hub holding the home
@@ -191,10 +215,10 @@ def home_command(name: str, *, json: bool = True) -> Callable[[Callable[..., Non
 @home_command("ban")
 def ban(env, hub, home, as_json: bool) -> None:
     """Make USER's home read-only and stop their running server."""
-    from callysto_infra import homes, hubapi
+    from callysto_infra import homes, objectstore
 
-    home = homes.ban(hub, home)
-    server = hubapi.stop_server(env, hub, home.user_hash)
+    home = objectstore.ban(hub, home) if is_object(env) else homes.ban(hub, home)
+    server = _stop(env, hub, home.user_hash)
     line = f"banned {home.user_hash} on {home.hub}: {home.name} is read-only; {server}"
     emit(as_json, {**home.as_dict(), "server": server}, [line])
 
@@ -202,9 +226,9 @@ def ban(env, hub, home, as_json: bool) -> None:
 @home_command("unban")
 def unban(env, hub, home, as_json: bool) -> None:
     """Make USER's home writable again."""
-    from callysto_infra import homes
+    from callysto_infra import homes, objectstore
 
-    home = homes.unban(hub, home)
+    home = objectstore.unban(hub, home) if is_object(env) else homes.unban(hub, home)
     line = f"unbanned {home.user_hash} on {home.hub}: {home.name} is writable"
     emit(as_json, home.as_dict(), [line])
 
@@ -220,7 +244,7 @@ def delete_home(env, hub, home, confirm: str | None) -> None:
     The home leaves <pool>/home (the next sign-in starts empty); its snapshot stays under
     <pool>/deleted/<hash>/ and 'callysto user restore-home --from SNAPSHOT' brings it back.
     """
-    from callysto_infra import homes, hubapi
+    from callysto_infra import homes
     from callysto_infra.errors import UsageError
 
     if confirm is None:
@@ -231,8 +255,13 @@ def delete_home(env, hub, home, confirm: str | None) -> None:
             f"confirmation {confirm.strip()!r} is not the user hash {home.user_hash}: nothing was "
             "changed"
         )
-    server = hubapi.stop_server(env, hub, home.user_hash)
-    deleted = homes.delete_home(hub, home)
+    server = _stop(env, hub, home.user_hash)
+    if is_object(env):
+        from callysto_infra import objectstore
+
+        deleted = objectstore.delete_home(hub, home)
+    else:
+        deleted = homes.delete_home(hub, home)
     click.echo(f"deleted the home of {home.user_hash} on {deleted.hub} ({server})")
     click.echo(f"kept: {deleted.snapshot}")
     click.echo(
@@ -259,6 +288,14 @@ def restore_home(env_name: str | None, host: str | None, snapshot: str, user: st
     from callysto_infra import homes
 
     env = load_env(env_name)
+    if is_object(env):
+        from callysto_infra import objectstore, userhash
+
+        source, previous = objectstore.restore_home(env, userhash.hash_of_user(env, user), snapshot)
+        click.echo(f"restored {userhash.hash_of_user(env, user)} from deleted home {source}")
+        if previous:
+            click.echo(f"what it held before: deleted home {previous}")
+        return
     restored = homes.restore_user_home(env, host, user, snapshot)
     click.echo(f"restored {restored.home} on {restored.hub} from {restored.source}")
     if restored.previous:

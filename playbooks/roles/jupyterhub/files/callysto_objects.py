@@ -471,12 +471,29 @@ def _xml(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def ensure_container(store: Store) -> bool:
+    """Make the environment's container when it is missing; True when it was made."""
+    status, _, _ = store.request("HEAD")
+    if status == 200:
+        return False
+    status, _, data = store.request("PUT")
+    if status != 200:
+        raise OSError(f"creating container {store.bucket} failed: HTTP {status} {data[:200]!r}")
+    return True
+
+
 def main(argv: list[str]) -> int:
-    """callysto_objects.py PORT ENDPOINT BUCKET REGION CREDENTIALS_FILE GATEWAY_KEY_FILE"""
+    """serve PORT ENDPOINT BUCKET REGION CREDENTIALS_FILE GATEWAY_KEY_FILE, or
+    ensure-container ENDPOINT BUCKET REGION CREDENTIALS_FILE (prints 'created' or 'exists')."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    port, endpoint, bucket, region, credentials, key_file = argv
-    access, secret = read_credentials(credentials)
-    store = Store(endpoint.rstrip("/"), bucket, access, secret, region)
+    command, *rest = argv
+    if command == "ensure-container":
+        endpoint, bucket, region, credentials = rest
+        store = Store(endpoint.rstrip("/"), bucket, *read_credentials(credentials), region)
+        print("created" if ensure_container(store) else "exists")
+        return 0
+    port, endpoint, bucket, region, credentials, key_file = rest
+    store = Store(endpoint.rstrip("/"), bucket, *read_credentials(credentials), region)
     server = Gateway(("127.0.0.1", int(port)), store, read_secret(key_file))
     log.info("object gateway for container %s on 127.0.0.1:%s", bucket, port)
     server.serve_forever()
