@@ -262,6 +262,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- the request ---------------------------------------------------------------------------
     def _serve(self):
+        self._length, self._body_read = 0, False
         try:
             user, path, query, body = self._authenticate()
             status, headers, data = self._authorize_and_forward(user, path, query, body)
@@ -287,6 +288,10 @@ class Handler(BaseHTTPRequestHandler):
                 ),
             )
         self.send_response(status)
+        if self._length and not self._body_read:
+            # A refused upload's body is still on the wire: this connection cannot carry on.
+            self.close_connection = True
+            self.send_header("Connection", "close")
         for name, value in headers.items():
             if name in RETURNED and name != "content-length":
                 self.send_header(name, value)
@@ -337,6 +342,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes:
         body = self.rfile.read(self._length) if self._length else b""
+        self._body_read = True
         payload = self._headers.get("x-amz-content-sha256", "")
         if payload != UNSIGNED and not hmac.compare_digest(
             payload, hashlib.sha256(body).hexdigest()
@@ -409,7 +415,7 @@ class Handler(BaseHTTPRequestHandler):
             return store.raw("HEAD", "/" + _quote(store.bucket), "", {}, b"")
         if method == "GET" and set(params) == {"location"}:
             return store.raw("GET", "/" + _quote(store.bucket), query, {}, b"")
-        if method == "GET" and "prefix" in params and params["prefix"].startswith(f"{user}/"):
+        if method == "GET" and self._own_prefix(user, params.get("prefix", "")):
             allowed = {"list-type", "prefix", "delimiter", "max-keys", "continuation-token",
                        "start-after", "marker", "encoding-type", "fetch-owner"}  # fmt: skip
             if set(params) <= allowed:
@@ -428,6 +434,15 @@ class Handler(BaseHTTPRequestHandler):
             return store.raw("POST", "/" + _quote(store.bucket), query,
                              {"content-md5": md5, "content-type": "application/xml"}, body)  # fmt: skip
         raise Refused(403, "AccessDenied", "only listing your own files is allowed here")
+
+    def _own_prefix(self, user: str, prefix: str) -> bool:
+        parts = prefix.split("/")
+        return (
+            parts[0] == user
+            and len(parts) > 1
+            and not any(p in (".", "..") for p in parts)
+            and not any(ord(c) < 0x20 for c in prefix)
+        )
 
     def _existing(self, user: str, key: str) -> int:
         status, headers, _ = self.server.store.request("HEAD", key)
