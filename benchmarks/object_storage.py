@@ -27,6 +27,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
+from tests import pools  # noqa: E402 - zfs-fuse's patient pool removal
 from tests import swift as swift_server  # noqa: E402 - the tests' own Swift, from the role
 
 FILES = PROJECT / "playbooks" / "roles" / "jupyterhub" / "files"
@@ -174,7 +175,7 @@ def main() -> int:
             gateway.wait(timeout=10)
         if swift is not None:
             swift.stop()
-        subprocess.run(["zpool", "destroy", "-f", pool], capture_output=True, check=False)
+        pools.destroy_pool(pool, vdevs, work / pool)
         if daemon is not None:
             os.kill(daemon, signal.SIGTERM)
         shutil.rmtree(work, ignore_errors=True)
