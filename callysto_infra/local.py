@@ -122,6 +122,8 @@ def up(name: str | None, say: Say, *, install: bool = True) -> Up:
 
 def sign_in_help(env: Environment) -> str:
     """What a newcomer needs after 'make local': where to go and how to sign in."""
+    from callysto_infra import objectstore
+
     url = health.hub_url(env)
     pool = env.config.hub.pool
     return "\n".join(
@@ -133,7 +135,13 @@ def sign_in_help(env: Environment) -> str:
             "source asks only for an e-mail address, no password; the proxy turns it into the",
             "anonymous hash the hub receives, and only the hash is kept.",
             "",
-            f"Students' homes are ZFS datasets {pool}/home/<hash> with a {env.config.hub.refquota} quota:",
+            (
+                f"Students' notebooks are in Swift, container {objectstore.container(env)}, under "
+                f"<hash>/, with a {env.config.hub.refquota} quota:"
+                if env.config.storage == "object"
+                else f"Students' homes are ZFS datasets {pool}/home/<hash> with a "
+                f"{env.config.hub.refquota} quota:"
+            ),
             f"  callysto quota list --env {env.name}",
             f"  callysto user findhash --env {env.name} student@example.org",
             f"  callysto health --env {env.name}",
