@@ -5,7 +5,10 @@ does here goes through their own browser session (headless Chromium), as Jupyter
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import time
 
 import pytest
 
@@ -158,6 +161,52 @@ def test_rename_and_delete_behave_as_on_zfs(hub, student_a):
     status, _ = contents(student_a, "GET", "project/data.csv")
     assert status == 404
     assert f"{A}/project/data.csv" not in keys(hub)
+
+
+def test_jupyterlab_saves_what_the_student_types(hub, student_a):
+    status, _ = contents(
+        student_a, "PUT", "typed.ipynb", {"type": "notebook", "content": notebook("")}
+    )
+    assert status in (200, 201)
+    page = student_a.page
+    page.goto(f"{student_a.server_url}lab/tree/typed.ipynb")
+    editor = page.locator(".jp-NotebookPanel .jp-Cell .cm-content").first
+    editor.click()
+    editor.type("print(6 * 7)")
+    page.keyboard.press("Control+s")
+    client, key = store(hub), f"{A}/typed.ipynb"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        body = client.get_object(Bucket=f"callysto-{hub.name}", Key=key)["Body"].read()
+        if "print(6 * 7)" in "".join(json.loads(body)["cells"][0]["source"]):
+            break
+        time.sleep(1)
+    else:
+        pytest.fail("the typed cell never reached Swift")
+
+
+def test_checkpoints_and_a_large_upload_in_chunks(hub, student_a):
+    status, checkpoint = contents(student_a, "POST", "lesson-1.ipynb/checkpoints")
+    assert status == 201, checkpoint
+    status, _ = contents(student_a, "PUT", "lesson-1.ipynb",
+                         {"type": "notebook", "content": notebook("print('changed')")})  # fmt: skip
+    assert status == 200
+    status, _ = contents(student_a, "POST", f"lesson-1.ipynb/checkpoints/{checkpoint['id']}")
+    assert status == 204
+    status, back = contents(student_a, "GET", "lesson-1.ipynb")
+    assert back["content"]["cells"][0]["source"] == "print('hello')"
+    # JupyterLab uploads a large file in chunks of base64.
+    parts = [os.urandom(512 * 1024) for _ in range(3)]
+    for number, part in zip((1, 2, -1), parts, strict=True):
+        status, answer = contents(student_a, "PUT", "upload.bin", {
+            "type": "file", "format": "base64", "chunk": number,
+            "content": base64.b64encode(part).decode(),
+        })  # fmt: skip
+        assert status in (200, 201), answer
+    saved = store(hub).get_object(Bucket=f"callysto-{hub.name}", Key=f"{A}/upload.bin")
+    assert saved["Body"].read() == b"".join(parts)
+    status, _ = contents(student_a, "DELETE", "upload.bin")
+    assert status == 204 and f"{A}/upload.bin" not in keys(hub)
 
 
 def test_another_student_cannot_reach_a_files_with_their_server_key(hub, student_a, student_b):
