@@ -161,6 +161,7 @@ def test_gateway_keeps_each_student_key_to_their_own_prefix(gateway):
             Bucket=bucket, Key=f".callysto/homes/{B}.json", Body=b"{}"
         ),
         "bucket acl": lambda: b.get_bucket_acl(Bucket=bucket),
+        "public own": lambda: b.put_object_acl(Bucket=bucket, Key=f"{B}/mine", ACL="public-read"),
         "new bucket": lambda: b.create_bucket(Bucket="callysto-mine"),
     }
     answers = {name: _code(call) for name, call in refused.items()}

@@ -46,7 +46,22 @@ RETURNED = {
     "x-amz-request-id", "x-amz-id-2", "x-amz-version-id",
 }  # fmt: skip
 
+# The query parameters a request on an object may carry, by method.
+OBJECT_PARAMS = {
+    "GET": {"partNumber", "uploadId", "max-parts", "part-number-marker"},
+    "HEAD": {"partNumber"},
+    "PUT": {"partNumber", "uploadId"},
+    "POST": {"uploads", "uploadId"},
+    "DELETE": {"uploadId"},
+}
+
 log = logging.getLogger("callysto-objects")
+
+
+def _response_params(params: dict) -> bool:
+    """GET's response-content-type and the like (they only change the answer's headers)."""
+    rest = set(params) - OBJECT_PARAMS["GET"]
+    return bool(rest) and all(name.startswith("response-") for name in rest)
 
 
 def read_secret(path: str) -> str:
@@ -372,6 +387,11 @@ class Handler(BaseHTTPRequestHandler):
         if not raw_key:
             return self._bucket_request(user, method, query, params)
         key = self._own_key(user, urllib.parse.unquote(raw_key))
+        # Only the requests s3contents makes: no ACLs (Swift is reachable from students' kernels,
+        # so an object made public would be public), tagging, versions or restores.
+        allowed = OBJECT_PARAMS.get(method, set())
+        if not set(params) <= allowed and not (method == "GET" and _response_params(params)):
+            raise Refused(403, "AccessDenied", "this request is not allowed here")
         headers = {k: v for k, v in self._headers.items() if k in FORWARDED}
         if method in ("GET", "HEAD"):
             return store.raw(method, path, query, headers, b"")
