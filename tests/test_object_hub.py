@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -43,11 +44,18 @@ def notebook(source: str) -> dict:
 @pytest.fixture(scope="module")
 def hub(zfs_daemon):
     hub = LocalHub("objects", 18710, {"storage": "object", "servers": {"idle_timeout": 0}})
+    pids = []
     try:
         hub.up()
+        run = [hub.data_dir / "swift" / "run", hub.prefix / "run"]
+        pids = [int(f.read_text()) for d in run for f in d.glob("*.pid")]
+        assert len(pids) >= 6, pids  # memcached, Swift's four servers, the gateway, ...
         yield hub
     finally:
         hub.destroy()
+    # 'make local/destroy' stopped the hub's Swift and its gateway with the rest.
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists(), pid
 
 
 @pytest.fixture(scope="module")
