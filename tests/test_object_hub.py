@@ -55,7 +55,16 @@ def hub(zfs_daemon):
         hub.destroy()
     # 'make local/destroy' stopped the hub's Swift and its gateway with the rest.
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists(), pid
+        assert not _running(pid), pid
+
+
+def _running(pid: int) -> bool:
+    """Whether PID runs (a zombie waiting for its parent to reap it has stopped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
 
 
 @pytest.fixture(scope="module")
