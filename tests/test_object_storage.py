@@ -420,3 +420,26 @@ def test_env_yaml_object_settings_are_checked(callysto, envs_dir, one_line_error
     env_file.write_text(yaml.safe_dump({**config, "storage": "object"}))
     shown = callysto("env", "show", "--env", "checked")
     assert shown.returncode == 0, shown.stderr
+
+
+def test_credentials_others_can_read_are_refused(callysto, object_env, one_line_error):
+    env_dir, _ = object_env
+    credentials = env_dir / "secrets" / "object-credentials"
+    credentials.chmod(0o644)
+    one_line_error(callysto("quota", "list", "--env", "plan-b"), "readable by others", "chmod 600",
+                   code=2)  # fmt: skip
+    credentials.chmod(0o600)
+    credentials.write_text("access_key: x\n")
+    one_line_error(callysto("quota", "list", "--env", "plan-b"), "secret_key", code=2)
+
+
+def test_a_student_who_never_signed_in_has_no_home_to_act_on(callysto, object_env, one_line_error):
+    _, store = object_env
+    before = keys(store)
+    never = "0d" * 20
+    for args in (["quota", "get"], ["quota", "set"], ["user", "ban"]):
+        extra = ["1G"] if args == ["quota", "set"] else []
+        one_line_error(
+            callysto(*args, "--env", "plan-b", never, *extra), "not have signed in", code=1
+        )
+    assert keys(store) == before
