@@ -186,8 +186,9 @@ def test_jupyterlab_saves_what_the_student_types(hub, student_a):
     )
     assert status in (200, 201)
     page = student_a.page
-    page.goto(f"{student_a.server_url}lab/tree/typed.ipynb")
-    editor = page.locator(".jp-NotebookPanel .jp-Cell .cm-content").first
+    # ?reset: a fresh workspace, without the tabs of files renamed since.
+    page.goto(f"{student_a.server_url}lab/tree/typed.ipynb?reset")
+    editor = page.locator(".jp-NotebookPanel:visible .jp-Cell .cm-content").first
     editor.click()
     editor.type("print(6 * 7)")
     page.keyboard.press("Control+s")
