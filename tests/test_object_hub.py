@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.localhub import LocalHub, Student, browser
+from tests.localhub import ARTIFACTS, LocalHub, Student, browser
 
 pytestmark = pytest.mark.slow
 
@@ -181,14 +181,23 @@ def test_rename_and_delete_behave_as_on_zfs(hub, student_a):
 
 
 def test_jupyterlab_saves_what_the_student_types(hub, student_a):
-    status, _ = contents(
-        student_a, "PUT", "typed.ipynb", {"type": "notebook", "content": notebook("")}
-    )
+    typed = {**notebook(""), "metadata": {"kernelspec": {
+        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}}}  # fmt: skip
+    status, _ = contents(student_a, "PUT", "typed.ipynb", {"type": "notebook", "content": typed})
     assert status in (200, 201)
     page = student_a.page
     # ?reset: a fresh workspace, without the tabs of files renamed since.
     page.goto(f"{student_a.server_url}lab/tree/typed.ipynb?reset")
     editor = page.locator(".jp-NotebookPanel:visible .jp-Cell .cm-content").first
+    editor.wait_for(timeout=120_000)
+    # JupyterLab may still ask something (a kernel to pick): take its default answer.
+    page.wait_for_timeout(2000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "object-hub-opened.png"))
+    dialog = page.locator(".jp-Dialog .jp-mod-accept")
+    if dialog.count():
+        dialog.first.click()
+    page.screenshot(path=str(ARTIFACTS / "object-hub-typed.png"))
     editor.click()
     editor.type("print(6 * 7)")
     page.keyboard.press("Control+s")
