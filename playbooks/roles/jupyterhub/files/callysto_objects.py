@@ -14,6 +14,7 @@ Standard library only: it runs with the hub's Python, and is imported by callyst
 from __future__ import annotations
 
 import base64
+import calendar
 import hashlib
 import hmac
 import http.client
@@ -330,7 +331,7 @@ class Handler(BaseHTTPRequestHandler):
         user, scope, signed, given = match.groups()
         amz_date = headers.get("x-amz-date", "")
         try:
-            when = time.mktime(time.strptime(amz_date, "%Y%m%dT%H%M%SZ")) - time.timezone
+            when = calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ"))
         except ValueError:
             raise Refused(403, "AccessDenied", "x-amz-date is missing or malformed") from None
         if abs(time.time() - when) > CLOCK_SKEW or scope[:8] != amz_date[:8]:
