@@ -443,3 +443,27 @@ def test_a_student_who_never_signed_in_has_no_home_to_act_on(callysto, object_en
             callysto(*args, "--env", "plan-b", never, *extra), "not have signed in", code=1
         )
     assert keys(store) == before
+
+
+def test_gateway_refuses_a_request_signed_long_ago(gateway):
+    """A signed request seen again later (a replay) is refused once it is 15 minutes old."""
+    import http.client
+
+    amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() - 20 * 60))
+    scope = f"{amz_date[:8]}/RegionOne/s3/aws4_request"
+    path = f"/{gateway.bucket}/{A}/old.txt"
+    headers = {"host": f"127.0.0.1:{GATEWAY_PORT}", "x-amz-date": amz_date,
+               "x-amz-content-sha256": "UNSIGNED-PAYLOAD"}  # fmt: skip
+    names = sorted(headers)
+    secret = objects.student_secret(GATEWAY_KEY, A)
+    sig = objects.signature(secret, "GET", path, "", headers, names, "UNSIGNED-PAYLOAD",
+                            amz_date, scope)  # fmt: skip
+    headers["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={A}/{scope}, SignedHeaders={';'.join(names)}, Signature={sig}"
+    )
+    connection = http.client.HTTPConnection("127.0.0.1", GATEWAY_PORT, timeout=10)
+    connection.request("GET", path, headers=headers)
+    answer = connection.getresponse()
+    assert answer.status == 403
+    assert b"RequestTimeTooSkewed" in answer.read()
+    connection.close()
