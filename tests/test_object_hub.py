@@ -302,3 +302,12 @@ def test_a_banned_student_cannot_start_and_gets_the_507_page(hub, student_b):
     assert status == 507
     unbanned = hub.callysto("user", "unban", "--env", hub.name, B)
     assert unbanned.returncode == 0, unbanned.stderr
+
+
+def test_make_local_again_changes_nothing_and_keeps_the_notebooks(hub, student_a):
+    before = keys(hub)
+    again = hub.make_local()
+    assert again.returncode == 0, again.stderr[-3000:]
+    recap = [line for line in again.stderr.splitlines() if "recap:" in line]
+    assert recap and "changed=0" in recap[-1], recap
+    assert keys(hub) == before
