@@ -304,10 +304,15 @@ def test_a_banned_student_cannot_start_and_gets_the_507_page(hub, student_b):
     assert unbanned.returncode == 0, unbanned.stderr
 
 
-def test_make_local_again_changes_nothing_and_keeps_the_notebooks(hub, student_a):
+def test_make_local_again_changes_nothing_and_keeps_the_notebooks(
+    hub, student_a, monkeypatch, tmp_path
+):
     before = keys(hub)
+    results = tmp_path / "second-run.json"
+    monkeypatch.setenv("CALLYSTO_ANSIBLE_RESULTS", str(results))
     again = hub.make_local()
     assert again.returncode == 0, again.stderr[-3000:]
-    recap = [line for line in again.stderr.splitlines() if "recap:" in line]
-    assert recap and "changed=0" in recap[-1], recap
+    document = json.loads(results.read_text())
+    (stats,) = document["stats"].values()
+    assert (stats["changed"], stats["failures"]) == (0, 0), document.get("changed")
     assert keys(hub) == before
