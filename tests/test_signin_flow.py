@@ -373,6 +373,10 @@ def test_the_front_door_sends_a_new_student_to_a_hub_and_keeps_the_link(hub, bro
     # The hub's own sign-in page, asked to go on to the same nbgitpuller link.
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query)
     assert page.url.startswith(f"{hub.url}hub/login") and query["next"] == [f"/{link}"]
+    # The front door forgot who it sent: the next student at this computer signs in anew.
+    assert not [c for c in context.cookies() if c["name"] == "callysto-frontdoor-user"]
+    page.goto(frontdoor["url"])
+    assert page.query_selector("#source-google") is not None
     context.close()
     expected = hub.findhash("--source", "google", DOOR_STUDENTS[0])
     with frontdoor["database"].connect(autocommit=True) as conn:

@@ -29,7 +29,11 @@ from callysto_login import SOURCES, assignments
 from callysto_login.saml import ServiceProvider, SignInRefused
 
 REQUEST_COOKIE = "callysto-frontdoor-request"
+# The student's hash, from the sign-in to the redirect only: cleared once they are sent to
+# their hub, and never trusted after ten minutes, so the next student at a shared classroom
+# computer signs in as themselves rather than being sent to the previous student's hub.
 USER_COOKIE = "callysto-frontdoor-user"
+USER_COOKIE_DAYS = 10 / (24 * 60)
 # How long a hub's answer (or silence) is trusted before it is asked again.
 HUB_CHECK_SECONDS = 10.0
 
@@ -207,7 +211,7 @@ class RouteHandler(Handler):
     """Every other path: the student's hub, at the same path and query."""
 
     async def get(self, path: str) -> None:
-        user = self.get_signed_cookie(USER_COOKIE, max_age_days=1)
+        user = self.get_signed_cookie(USER_COOKIE, max_age_days=USER_COOKIE_DAYS)
         here = _local_path(self.request.uri)
         if user is None:
             buttons = "".join(
@@ -229,6 +233,7 @@ class RouteHandler(Handler):
                       f"<p id='hub-down'>Your hub, {html.escape(name)}, is not answering right "
                       "now. Your work is safe on it: please try again in a few minutes.</p>")  # fmt: skip
             return
+        self.clear_cookie(USER_COOKIE)
         self.redirect(hub.url + here.lstrip("/"))
 
 
