@@ -149,13 +149,13 @@ def test_a_notebook_saved_in_the_browser_lands_under_the_student_prefix(hub, stu
     status, _ = contents(student_a, "PUT", "lesson.ipynb",
                          {"type": "notebook", "content": notebook("print('hello')")})  # fmt: skip
     assert status in (200, 201)
-    status, _ = contents(student_a, "PUT", "work", {"type": "directory"})
+    status, _ = contents(student_a, "PUT", "drafts", {"type": "directory"})
     assert status in (200, 201)
-    status, _ = contents(student_a, "PUT", "work/data.csv",
+    status, _ = contents(student_a, "PUT", "drafts/data.csv",
                          {"type": "file", "format": "text", "content": "x,y\n1,2\n"})  # fmt: skip
     assert status in (200, 201)
     found = [k for k in keys(hub) if not k.startswith(".callysto/")]
-    assert f"{A}/lesson.ipynb" in found and f"{A}/work/data.csv" in found
+    assert f"{A}/lesson.ipynb" in found and f"{A}/drafts/data.csv" in found
     assert all(k.startswith(f"{A}/") for k in found), found
     saved = store(hub).get_object(Bucket=f"callysto-{hub.name}", Key=f"{A}/lesson.ipynb")
     assert json.loads(saved["Body"].read())["cells"][0]["source"] == "print('hello')"
@@ -167,11 +167,11 @@ def test_a_notebook_saved_in_the_browser_lands_under_the_student_prefix(hub, stu
 def test_rename_and_delete_behave_as_on_zfs(hub, student_a):
     status, _ = contents(student_a, "PATCH", "lesson.ipynb", {"path": "lesson-1.ipynb"})
     assert status == 200
-    status, _ = contents(student_a, "PATCH", "work", {"path": "project"})
+    status, _ = contents(student_a, "PATCH", "drafts", {"path": "project"})
     assert status == 200
     status, listing = contents(student_a, "GET", "")
     assert {item["name"] for item in listing["content"]} >= {"lesson-1.ipynb", "project"}
-    assert f"{A}/project/data.csv" in keys(hub) and f"{A}/work/data.csv" not in keys(hub)
+    assert f"{A}/project/data.csv" in keys(hub) and f"{A}/drafts/data.csv" not in keys(hub)
     assert f"{A}/lesson.ipynb" not in keys(hub)
     status, _ = contents(student_a, "DELETE", "project/data.csv")
     assert status == 204
