@@ -240,7 +240,14 @@ class RouteHandler(Handler):
 def _local_path(value: str) -> str:
     """VALUE as a path of this site (a full URL elsewhere becomes '/')."""
     parts = urlsplit(value)
-    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//"):
+    # Browsers read '/\\host' as '//host': a backslash or a control character is no local path.
+    if (
+        parts.scheme
+        or parts.netloc
+        or not value.startswith("/")
+        or value.startswith("//")
+        or any(c == "\\" or ord(c) < 32 for c in value)
+    ):
         return "/"
     return value
 
