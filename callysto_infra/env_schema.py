@@ -309,7 +309,9 @@ class FrontdoorSettings(Strict):
 
 
 class LocalSettings(Strict):
-    """A local environment: this machine is the hub."""
+    """A local environment: this machine is the hub. With `hubs:` it is a fleet: the front door
+    takes `port` (the sign-in proxy port + 3, PostgreSQL port + 4) and the Nth hub (from 1)
+    port + 20 * N onwards, each with a pool of its own (<hub.pool>-<name>)."""
 
     port: Annotated[int, Field(ge=1024, le=65535)] = 8000
     data_dir: Text = Field(
@@ -485,8 +487,20 @@ class EnvConfig(Strict):
                 "a local environment has no 'frontdoor' section (its sign-in proxy already "
                 "runs beside the hub, on its own port)"
             )
-        if self.hubs is not None and self.type == "local":
-            raise ValueError("a local environment runs one hub: 'hubs' is for dev and prod")
+        if self.type == "local" and self.hubs is not None and self.storage == "object":
+            raise ValueError(
+                "a local fleet keeps students' files in ZFS homes (a move sends a dataset): "
+                "remove 'storage: object' or 'hubs'"
+            )
+        if self.type == "local" and isinstance(self.hubs, list):
+            if any(h.name == "frontdoor" for h in self.hubs):
+                raise ValueError("'frontdoor' names a local fleet's front door: rename that hub")
+            adopted = [h.name for h in self.hubs if h.existing_volumes or h.floating_ip]
+            if adopted:
+                raise ValueError(
+                    f"hub {adopted[0]!r} of a local fleet runs on this machine: it has no "
+                    "existing_volumes or floating_ip"
+                )
         if isinstance(self.hubs, list):
             names = [hub.name for hub in self.hubs]
             twice = sorted({name for name in names if names.count(name) > 1})

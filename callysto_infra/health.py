@@ -58,7 +58,8 @@ def hub_url(env: Environment, hub: hubs.Hub | None = None) -> str:
     """The address students open: the local port on this machine, else the HTTPS name of HUB
     (by default the environment's host.name)."""
     if env.type == "local":
-        return f"http://127.0.0.1:{env.local.port}/"
+        # A local fleet's own address is its front door's, at local.port too.
+        return f"http://127.0.0.1:{hub.port if hub is not None and hub.port else env.local.port}/"
     return f"https://{hub.name if hub is not None else env.fqdn}/"
 
 
@@ -151,7 +152,7 @@ def check_hub_api(env: Environment, timeout: float, hub: hubs.Hub | None = None)
         return Check("hub-api", False, f"{url}: {_http_failure(exc)}")
     if status != 200 or not isinstance(doc, dict):
         return Check("hub-api", False, f"{url} answered HTTP {status} to the operator token")
-    where = "" if hub is None or hub.is_local else f"{hub.name} "
+    where = "" if hub is None or hub.name == "localhost" else f"{hub.name} "
     return Check(
         "hub-api", True, f"{where}answers the operator token (as '{doc.get('name', '?')}')"
     )
@@ -160,10 +161,10 @@ def check_hub_api(env: Environment, timeout: float, hub: hubs.Hub | None = None)
 def check_pool(env: Environment, timeout: float, on: list[hubs.Hub] | None = None) -> list[Check]:
     """The pool's health and the free space of its home datasets, read as data on each hub
     (or those ON)."""
-    pool = env.config.hub.pool
     checks = []
     for hub in hubs.hubs(env) if on is None else on:
-        where = "" if hub.is_local else f" on {hub.name}"
+        pool = hub.pool
+        where = "" if hub.name == "localhost" else f" on {hub.name}"
         try:
             health = zfs.pool_health(hub, pool, timeout=timeout * 4)
         except CallystoError as exc:

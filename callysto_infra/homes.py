@@ -161,7 +161,7 @@ def list_all_homes(env: Environment, host: str | None) -> tuple[list[Hub], list[
     asked = target_hubs(env, host)
     if not asked:
         raise OperationError(f"environment '{env.name}' has no hubs in its Terraform state")
-    answers, failed = ask_every_hub(asked, lambda hub: list_homes(hub, env.config.hub.pool))
+    answers, failed = ask_every_hub(asked, lambda hub: list_homes(hub, hub.pool))
     if failed:
         raise OperationError(next(iter(failed.values())))
     return asked, _largest_first(h for found in answers for h in found)
@@ -175,18 +175,19 @@ class Lookup:
     unreachable: dict[str, str]  # hub name -> why
 
 
-def lookup(hubs: Sequence[Hub], pool: str, user_hash: str) -> Lookup:
-    answers, failed = ask_every_hub(hubs, lambda hub: get_home(hub, pool, user_hash))
+def lookup(hubs: Sequence[Hub], user_hash: str) -> Lookup:
+    """USER_HASH's home in each hub's own pool (a local fleet's hubs have one each)."""
+    answers, failed = ask_every_hub(hubs, lambda hub: get_home(hub, hub.pool, user_hash))
     return Lookup(found=[a for a in answers if a is not None], unreachable=failed)
 
 
-def locate(hubs: Sequence[Hub], pool: str, user_hash: str) -> tuple[Home, dict[str, str]]:
+def locate(hubs: Sequence[Hub], user_hash: str) -> tuple[Home, dict[str, str]]:
     """The one home of USER_HASH among HUBS, and the hubs that did not answer.
 
     OperationError when no hub holds it (naming an unreachable hub, if any), or several do.
     """
-    result = lookup(hubs, pool, user_hash)
-    name = home_of(pool, user_hash)
+    result = lookup(hubs, user_hash)
+    name = home_of(hubs[0].pool if hubs else "<pool>", user_hash)
     if len(result.found) > 1:
         where = ", ".join(h.hub for h in result.found)
         raise OperationError(f"{name} exists on several hubs ({where}): pick one with --host")
@@ -210,7 +211,7 @@ def locate_user(
     hub that holds the dataset. NOTE hears of each hub that did not answer."""
     candidates = target_hubs(env, host)  # a bad --host is refused before any hash or zfs
     user_hash = userhash.hash_of_user(env, user)
-    home, silent = locate(candidates, env.config.hub.pool, user_hash)
+    home, silent = locate(candidates, user_hash)
     for name in silent:
         note(f"note: hub '{name}' did not answer; {home.hub} holds the home")
     hub = next(h for h in candidates if h.name == home.hub)
@@ -225,7 +226,7 @@ def where_is(env: Environment, user_hash: str) -> dict:
         known = hubs_module.hubs(env)
     except CallystoError as exc:
         return {"hub": None, "hubs": [], "dataset": dataset, "unreachable": {}, "error": str(exc)}
-    found = lookup(known, env.config.hub.pool, user_hash)
+    found = lookup(known, user_hash)
     return {
         "hub": ", ".join(h.hub for h in found.found) or None,
         "hubs": [h.hub for h in found.found],
@@ -365,11 +366,21 @@ def check_snapshot_spec(spec: str, pool: str, user_hash: str) -> str:
     return spec
 
 
-def find_snapshot(hubs: Sequence[Hub], pool: str, user_hash: str, spec: str) -> tuple[Hub, str]:
+def find_snapshot(hubs: Sequence[Hub], user_hash: str, spec: str) -> tuple[Hub, str]:
     """The hub and full name of the snapshot SPEC of USER_HASH. A bare name that matches several
     (the same backup snapshot kept by two former homes) must be given in full."""
-    check_snapshot_spec(spec, pool, user_hash)
-    answers, failed = ask_every_hub(hubs, lambda hub: (hub, user_snapshots(hub, pool, user_hash)))
+    pools = list(dict.fromkeys(hub.pool for hub in hubs))
+    refusals = []
+    for pool in pools:  # a full name must be of one hub's pool (a local fleet has several)
+        try:
+            check_snapshot_spec(spec, pool, user_hash)
+        except UsageError as exc:
+            refusals.append(exc)
+    if refusals and len(refusals) == len(pools):
+        raise refusals[0]
+    answers, failed = ask_every_hub(
+        hubs, lambda hub: (hub, user_snapshots(hub, hub.pool, user_hash))
+    )
     matches = [
         (hub, snap)
         for hub, snaps in answers
@@ -400,11 +411,10 @@ class Restored:
 
 def restore_user_home(env: Environment, host: str | None, user: str, spec: str) -> Restored:
     """Find USER's snapshot SPEC on the hubs of ENV (or HOST) and restore the home from it."""
-    pool = env.config.hub.pool
     candidates = target_hubs(env, host)
     user_hash = userhash.hash_of_user(env, user)
-    hub, full = find_snapshot(candidates, pool, user_hash, spec)
-    return restore_home(hub, pool, user_hash, full, env.config.hub.refquota)
+    hub, full = find_snapshot(candidates, user_hash, spec)
+    return restore_home(hub, hub.pool, user_hash, full, env.config.hub.refquota)
 
 
 def restore_home(hub: Hub, pool: str, user_hash: str, snapshot: str, refquota: str) -> Restored:

@@ -46,8 +46,9 @@ def on_hub(hub: hubs_module.Hub, argv: Sequence[str]) -> list[str]:
     return [str(a) for a in argv] if hub.is_local else hub.ssh_argv(argv)
 
 
-def home_dataset(env: Environment) -> str:
-    return f"{env.config.hub.pool}/home"
+def home_dataset(hub: hubs_module.Hub) -> str:
+    """The dataset of HUB's homes (each hub of a local fleet has a pool of its own)."""
+    return f"{hub.pool}/home"
 
 
 def snapshots(hub: hubs_module.Hub, dataset: str) -> list[str]:
@@ -359,7 +360,7 @@ def backup_hub(
     then prune. A failed send destroys the new snapshot again: the hub is left as it was."""
     started = time.monotonic()
     keep = keep or env.config.homes_backup.keep
-    home = home_dataset(env)
+    home = home_dataset(hub)
     _require_home(hub, home)
     present = snapshots(hub, home)
     common = [s for s in dest.snapshots(hub) if s in set(present)]
@@ -398,8 +399,8 @@ def status(env: Environment, dest: Destination | None) -> list[dict]:
     """Per hub: how many of our snapshots it has, the newest and the oldest; the same at the
     destination when one is configured. A hub that cannot be asked gets an 'error'."""
     rows = []
-    home = home_dataset(env)
     for hub in hubs_module.hubs(env):
+        home = home_dataset(hub)
         row: dict = {"hub": hub.name, "dataset": home}
         try:
             on_hub_snaps = snapshots(hub, home)
@@ -467,7 +468,7 @@ def restore(
         )
     if user is not None and dest.has_user(hub, snapshot, user) is False:
         raise UsageError(f"user {user} has no home in {snapshot} at {dest}; nothing was changed")
-    pool = env.config.hub.pool
+    pool = hub.pool
     scratch = f"{pool}/restored/{snapshot}"
     if zfs.exists(hub, scratch):
         raise UsageError(
@@ -491,7 +492,7 @@ def restore(
             raise UsageError(
                 f"user {user} has no home in {snapshot} at {dest}; nothing was changed"
             )
-        live = f"{home_dataset(env)}/{user}"
+        live = f"{home_dataset(hub)}/{user}"
         if not zfs.exists(hub, live):
             zfs.create(hub, live, {"refquota": env.config.hub.refquota})
         source, target = zfs.mountpoint(hub, holding), zfs.mountpoint(hub, live)

@@ -21,7 +21,7 @@ TOKEN_FILE = "hub-api-token"  # noqa: S105 - a file name, not a secret
 def api_url(env: Environment, hub: Hub) -> str:
     """JupyterHub's API on HUB (its base URL is /)."""
     if hub.is_local:
-        return f"http://127.0.0.1:{env.local.port}/hub/api"
+        return f"http://127.0.0.1:{hub.port or env.local.port}/hub/api"
     return f"https://{hub.name}/hub/api"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callysto_infra import runner, tfstate
@@ -30,6 +31,11 @@ class Hub:
     ssh_key: str | None = None
     known_hosts: str | None = None
     ssh_port: int = 22
+    # The hub's ZFS pool (env.yaml hub.pool; each hub of a local fleet has one of its own).
+    pool: str = "tank"
+    # A hub on this machine: the first of its ports (the public one) and its files' prefix.
+    port: int | None = None
+    prefix: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -79,14 +85,70 @@ class Hub:
         return result
 
 
+# A local fleet on this machine: the front door takes local.port (and the sign-in proxy +3,
+# PostgreSQL +4); the Nth hub (from 1) local.port + N * LOCAL_HUB_PORTS, which leaves each hub
+# room for its proxy, hub, proxy API and object gateway (+0 .. +5) and a local Swift (+6 .. +10).
+LOCAL_HUB_PORTS = 20
+FRONTDOOR_HOST = "frontdoor"
+FRONTDOOR_DB_OFFSET = 4
+
+
+def is_local_fleet(env: Environment) -> bool:
+    """A local environment with `hubs:`: several hubs on this machine behind a front door."""
+    return env.type == "local" and env.config.hubs is not None
+
+
 def local_hub(env: Environment) -> Hub:
-    return Hub(name="localhost", address=None, groups=("hub", "local", env.name))
+    """The one hub of a local environment that is not a fleet: this machine."""
+    return Hub(
+        name="localhost",
+        address=None,
+        groups=("hub", "local", env.name),
+        pool=env.config.hub.pool,
+        port=env.local.port,
+        prefix=str(env.hub_prefix),
+    )
+
+
+def local_hubs(env: Environment) -> list[Hub]:
+    """The hubs of a local environment: the one hub, or each hub of the fleet with its own
+    pool, ports and prefix under the data directory."""
+    if not is_local_fleet(env):
+        return [local_hub(env)]
+    return [
+        Hub(
+            name=member.name,
+            address=None,
+            groups=("hub", "local", env.name),
+            pool=f"{env.config.hub.pool}-{member.name}",
+            port=env.local.port + LOCAL_HUB_PORTS * number,
+            prefix=str((env.data_dir / "hubs" / member.name).resolve()),
+        )
+        for number, member in enumerate(env.config.fleet, 1)
+    ]
+
+
+def local_docker_prefix(env: Environment) -> Path:
+    """Where a local fleet's one Docker daemon keeps its files: its hubs share it (and the
+    students' image), since they share the machine."""
+    return env.data_dir / "docker"
+
+
+def local_frontdoor(env: Environment) -> Hub:
+    """A local fleet's front door on this machine (not a hub: it holds no homes)."""
+    return Hub(
+        name=FRONTDOOR_HOST,
+        address=None,
+        groups=("frontdoor", "local", env.name),
+        port=env.local.port,
+        prefix=str((env.data_dir / FRONTDOOR_HOST).resolve()),
+    )
 
 
 def hubs(env: Environment) -> list[Hub]:
     """Every hub of ENV, in a stable order."""
     if env.type == "local":
-        return [local_hub(env)]
+        return sorted(local_hubs(env), key=lambda hub: hub.name)
     key = str(env.ssh_key_file) if env.ssh_key_file.exists() else None
     found = [
         Hub(
@@ -98,6 +160,7 @@ def hubs(env: Environment) -> list[Hub]:
             ssh_key=key,
             known_hosts=str(env.known_hosts_file),
             ssh_port=host.ssh_port or 22,
+            pool=env.config.hub.pool,
         )
         for host in tfstate.hosts(env)
         if "hub" in host.groups
@@ -143,8 +206,14 @@ def inventory_hosts(env: Environment) -> list[InventoryHost]:
     """Every host of ENV's inventory, each with the environment's own group among its groups,
     and the sign-in proxy's group on the host that runs it."""
     if env.type == "local":
-        hub = local_hub(env)
-        return [InventoryHost(hub.name, "127.0.0.1", None, (*hub.groups, IDP_PROXY_GROUP))]
+        if not is_local_fleet(env):
+            hub = local_hub(env)
+            return [InventoryHost(hub.name, "127.0.0.1", None, (*hub.groups, IDP_PROXY_GROUP))]
+        door = local_frontdoor(env)
+        return [
+            InventoryHost(door.name, "127.0.0.1", None, (*door.groups, IDP_PROXY_GROUP)),
+            *(InventoryHost(hub.name, "127.0.0.1", None, hub.groups) for hub in local_hubs(env)),
+        ]
     rows = tfstate.hosts(env)
     every = [host.groups for host in rows]
     found = []

@@ -91,6 +91,8 @@ def env_vars(env: Environment) -> dict[str, Any]:
         variables["idp_proxy_google_client_id"] = saml.google_client_id
     if saml.microsoft_client_id:
         variables["idp_proxy_microsoft_client_id"] = saml.microsoft_client_id
+    if env.config.hubs is not None:
+        variables["fleet_hubs"] = fleet_vars(env)
     if env.type == "local":
         local = env.local
         variables.update(
@@ -99,6 +101,24 @@ def env_vars(env: Environment) -> dict[str, Any]:
             local_vdev_size=local.vdev_size,
         )
     return variables
+
+
+def fleet_vars(env: Environment) -> list[dict[str, Any]]:
+    """The fleet as the front door takes it: each hub's name, address, capacity and state."""
+    if hubs.is_local_fleet(env):
+        urls = {hub.name: f"http://127.0.0.1:{hub.port}/" for hub in hubs.local_hubs(env)}
+    else:
+        domain = env.config.host.domain
+        urls = {member.name: f"https://{member.name}.{domain}/" for member in env.config.fleet}
+    return [
+        {
+            "name": member.name,
+            "url": urls[member.name],
+            "capacity": member.capacity,
+            "state": member.state,
+        }
+        for member in env.config.fleet
+    ]
 
 
 def servers_vars(servers: ServerSettings) -> dict[str, Any]:
@@ -130,19 +150,39 @@ def build(env: Environment) -> Inventory:
     """The inventory of ENV. Raises UsageError when a cloud environment has no state yet."""
     inventory = Inventory()
     if env.type == "local":
-        hub = hubs.local_hub(env)
-        inventory.add(
-            hub.name,
-            [*hub.groups, hubs.IDP_PROXY_GROUP],
-            {
-                "ansible_connection": "local",
-                "ansible_host": "127.0.0.1",
-                # Modules run with the same Python as Ansible itself, so nothing else is needed.
-                "ansible_python_interpreter": sys.executable,
-                # Root needs no sudo (and a machine without sudo must still work).
-                "ansible_become": os.geteuid() != 0,
-            },
-        )
+        connection = {
+            "ansible_connection": "local",
+            "ansible_host": "127.0.0.1",
+            # Modules run with the same Python as Ansible itself, so nothing else is needed.
+            "ansible_python_interpreter": sys.executable,
+            # Root needs no sudo (and a machine without sudo must still work).
+            "ansible_become": os.geteuid() != 0,
+        }
+        if not hubs.is_local_fleet(env):
+            hub = hubs.local_hub(env)
+            inventory.add(hub.name, [*hub.groups, hubs.IDP_PROXY_GROUP], connection)
+        else:
+            # A fleet on this machine: the front door (sign-in proxy, assignment table, the
+            # front door service) and each hub with its own pool, ports and prefix; the hubs
+            # share the machine's one Docker daemon and zfs-fuse.
+            door = hubs.local_frontdoor(env)
+            inventory.add(
+                door.name,
+                [*door.groups, hubs.IDP_PROXY_GROUP],
+                {**connection, "hub_prefix": door.prefix, "local_port": door.port},
+            )
+            for hub in hubs.local_hubs(env):
+                inventory.add(
+                    hub.name,
+                    list(hub.groups),
+                    {
+                        **connection,
+                        "hub_pool": hub.pool,
+                        "hub_prefix": hub.prefix,
+                        "local_port": hub.port,
+                        "hub_docker_prefix": str(hubs.local_docker_prefix(env).resolve()),
+                    },
+                )
     else:
         key = env.ssh_key_file
         rows = tfstate.hosts(env)

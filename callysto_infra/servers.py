@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callysto_infra import hubapi, hubs
@@ -46,10 +47,18 @@ def _memory(text: str) -> int | None:
     return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
+def docker_socket(env: Environment, hub: Hub) -> Path:
+    """The socket of the Docker daemon that runs HUB's students' containers: the hub's own, or,
+    on a local fleet, the one daemon its hubs share (the inventory's hub_docker_prefix)."""
+    if hubs.is_local_fleet(env):
+        return hubs.local_docker_prefix(env) / "run" / "docker.sock"
+    return Path(hub.prefix or env.hub_prefix) / "run" / "docker.sock"
+
+
 def container_memory(env: Environment, hub: Hub) -> dict[str, int]:
     """Memory used by each student's container on HUB, by user name; {} when Docker does not
     answer (the servers' list still stands without it)."""
-    socket = env.hub_prefix / "run" / "docker.sock"
+    socket = docker_socket(env, hub)
     argv = ["docker", "--host", f"unix://{socket}", "stats", "--no-stream",
             "--format", "{{.Name}}\t{{.MemUsage}}"]  # fmt: skip
     try:

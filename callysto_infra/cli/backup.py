@@ -252,7 +252,7 @@ def homes(ctx: click.Context, env_name, host, to_dir, to_dataset, keep) -> None:
             if len(chosen) > 1:
                 _say(f"{hub.name}: NOT backed up: {exc}")
             continue
-        click.echo(f"{done.hub}\t{homes_backup.home_dataset(env)}@{done.snapshot}")
+        click.echo(f"{done.hub}\t{homes_backup.home_dataset(hub)}@{done.snapshot}")
         kind = f"incremental from {done.base}" if done.base else "full"
         pruned = f"; pruned {len(done.pruned_on_hub)} on the hub" if done.pruned_on_hub else ""
         if done.pruned_at_destination:
