@@ -19,7 +19,7 @@ INSTALLED_TEST := $(VENV)/.installed-test
 # below from the environment, becomes its own text, unexpanded: $(value ...) into a simple
 # variable, which make passes on as it is.
 VALUES := ENV HOST GROUP PLAYBOOK MODULE ARGS ANSIBLE_ARGS TARGET REFQUOTA SNAPSHOT USERHASH EMAIL \
-  CONFIRM_PROD
+  CONFIRM_PROD HUBS
 # USER counts only when typed on the make command line: the login shell's $USER is not a student.
 CALLYSTO_USER := $(if $(filter command line,$(origin USER)),$(value USER))
 literal = $(eval override $(1) := $$(value $(1)))
@@ -71,7 +71,7 @@ test: $(INSTALLED_TEST) ## Runs the linters and the test suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 local: $(INSTALLED) ## Brings up a whole hub on this machine (the local environment)
-	@$(CALLYSTO) local up $(ENV_OPT)
+	@$(CALLYSTO) local up $(ENV_OPT) $(call opt,HUBS,--hubs)
 
 local/stop: $(INSTALLED) ## Stops the local hub's services; the data stays
 	@$(CALLYSTO) local stop $(ENV_OPT)

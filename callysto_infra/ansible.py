@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callysto_infra import inventory, runner
+from callysto_infra import hubs, inventory, runner
 from callysto_infra.environments import PROJECT_DIR
 from callysto_infra.errors import OperationError, UsageError
 
@@ -303,7 +303,12 @@ def run_playbook(env: Environment, name: str, options: Options, *, stream: bool 
     if options.limit:
         load_inventory(env).hosts(options.limit)  # an unknown group or host: before anything runs
     book = find_playbook(name)
-    return execute(playbook_argv(_checked_source(env), book, options), stream=stream)
+    argv = playbook_argv(_checked_source(env), book, options)
+    if hubs.is_local_fleet(env):
+        # The hubs of a local fleet share this machine's zfs-fuse and Docker daemon: one hub
+        # at a time (hub.yml's plays read callysto_serial).
+        argv[1:1] = ["--extra-vars", "callysto_serial=1"]
+    return execute(argv, stream=stream)
 
 
 def run_adhoc(

@@ -263,6 +263,8 @@ class FleetHub(Strict):
 
 
 HubCount = Annotated[int, Field(ge=1, le=100)]
+# Names a hub of a local fleet cannot have: its front door's host, and inventory groups.
+LOCAL_RESERVED = ("front-door", "frontdoor", "hub", "local", "idp_proxy")
 
 
 def _metadata_source(value: str) -> str:
@@ -458,10 +460,14 @@ class EnvConfig(Strict):
             existing_volumes=list(self.hub.existing_volumes),
             floating_ip=self.hub.floating_ip,
         )
-        if self.hubs is None or self.hubs == 1:
-            return [first]
         from callysto_infra.petname import stable_names
 
+        if self.type == "local" and isinstance(self.hubs, int):
+            # Every hub of a local fleet has a pet name: host.name is the environment's group.
+            taken = {self.host.name, *LOCAL_RESERVED}
+            return [FleetHub(name=name) for name in stable_names(self.host.fqdn, self.hubs, taken)]
+        if self.hubs is None or self.hubs == 1:
+            return [first]
         taken = {self.host.name} | ({self.frontdoor.name} if self.frontdoor else set())
         others = stable_names(self.host.fqdn, self.hubs - 1, taken)
         return [first, *(FleetHub(name=name) for name in others)]
@@ -493,8 +499,12 @@ class EnvConfig(Strict):
                 "remove 'storage: object' or 'hubs'"
             )
         if self.type == "local" and isinstance(self.hubs, list):
-            if any(h.name == "frontdoor" for h in self.hubs):
-                raise ValueError("'frontdoor' names a local fleet's front door: rename that hub")
+            clash = [h.name for h in self.hubs if h.name in {*LOCAL_RESERVED, self.host.name}]
+            if clash:
+                raise ValueError(
+                    f"hub name {clash[0]!r} is taken on a local fleet (its front door, an "
+                    "inventory group or host.name): give the hub another name"
+                )
             adopted = [h.name for h in self.hubs if h.existing_volumes or h.floating_ip]
             if adopted:
                 raise ValueError(

@@ -205,9 +205,10 @@ _PROD_HEADER = """\
 """
 
 
-def create(env_type: EnvType, name: str | None = None) -> Environment:
+def create(env_type: EnvType, name: str | None = None, *, hubs: int | None = None) -> Environment:
     """Make envs/NAME with env.yaml, secrets/saml-salt and group_vars/. Never touches an existing
-    one: of several processes making one name at once, exactly one succeeds."""
+    one: of several processes making one name at once, exactly one succeeds. HUBS: a fleet of
+    that many hubs (env.yaml's `hubs:`)."""
     root = envs_dir()
     if name is None and env_type == "prod":
         raise UsageError("a prod environment needs a name: callysto env new prod NAME")
@@ -217,7 +218,7 @@ def create(env_type: EnvType, name: str | None = None) -> Environment:
     for attempt in range(tries):
         chosen = name or _default_name(env_type, root, lost)
         try:
-            return _create(env_type, validate.env_name(chosen), root)
+            return _create(env_type, validate.env_name(chosen), root, hubs)
         except _Taken:
             if attempt == tries - 1:
                 path = root / chosen
@@ -242,11 +243,13 @@ def _default_name(env_type: EnvType, root: Path, lost: set[str]) -> str:
     return pet_name(taken | lost)
 
 
-def _create(env_type: EnvType, name: str, root: Path) -> Environment:
+def _create(env_type: EnvType, name: str, root: Path, hubs: int | None) -> Environment:
     path = root / name
     if path.exists() or path.is_symlink():
         raise _Taken
     config = _initial_config(env_type, name)
+    if hubs is not None:
+        config["hubs"] = hubs
     # What we write must be valid, but for what only the operator knows: a prod hub's volumes
     # and address, which load() then asks for.
     validated = EnvConfig.model_validate(config, context=NEW_PROD if env_type == "prod" else None)

@@ -97,6 +97,32 @@ def check_proxy(env: Environment, timeout: float, hub: hubs.Hub | None = None) -
     return Check("proxy", True, f"{hub_url(env, hub)} routes to JupyterHub {doc['version']}")
 
 
+def frontdoor_url(env: Environment) -> str | None:
+    """The front door's address (a local fleet's local.port, or frontdoor.name), or None."""
+    if hubs.is_local_fleet(env):
+        return f"http://127.0.0.1:{env.local.port}/"
+    if env.frontdoor_fqdn is not None:
+        return f"https://{env.frontdoor_fqdn}/"
+    return None
+
+
+def check_frontdoor(env: Environment, timeout: float) -> Check | None:
+    """The front door answers and reaches its assignment table (None: there is none)."""
+    base = frontdoor_url(env)
+    if base is None:
+        return None
+    url = base + "frontdoor/health"
+    try:
+        status, doc = _get_json(url, timeout)
+    except (OSError, urllib.error.URLError) as exc:
+        return Check("frontdoor", False, f"{url}: {_http_failure(exc)}")
+    if status == 200 and isinstance(doc, dict) and doc.get("database") is True:
+        return Check("frontdoor", True, f"{base} assigns students to {len(doc['hubs'])} hubs")
+    if isinstance(doc, dict) and doc.get("database") is False:
+        return Check("frontdoor", False, f"{base} answers but its database does not")
+    return Check("frontdoor", False, f"{url} answered HTTP {status}, not the front door")
+
+
 def sign_in_url(env: Environment) -> str:
     """The sign-in proxy's base: its own port on this machine (the hub's + 3), else
     /simplesaml/ on the front door or, without one, on the hub."""
@@ -224,6 +250,9 @@ def check(env: Environment, timeout: float = 5.0) -> Report:
     with ThreadPoolExecutor(max_workers=min(16, len(fleet) or 1)) as workers:
         for checks in workers.map(one_hub, fleet):
             report.checks += checks
+    door = check_frontdoor(env, timeout)
+    if door is not None:
+        report.checks.append(door)
     report.checks.append(check_sign_in(env, timeout))
     return report
 

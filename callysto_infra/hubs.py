@@ -89,7 +89,7 @@ class Hub:
 # PostgreSQL +4); the Nth hub (from 1) local.port + N * LOCAL_HUB_PORTS, which leaves each hub
 # room for its proxy, hub, proxy API and object gateway (+0 .. +5) and a local Swift (+6 .. +10).
 LOCAL_HUB_PORTS = 20
-FRONTDOOR_HOST = "frontdoor"
+FRONTDOOR_HOST = "front-door"  # a host may not be named like its group
 FRONTDOOR_DB_OFFSET = 4
 
 

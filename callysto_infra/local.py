@@ -29,6 +29,10 @@ SERVICES = (
     "jupyterhub-objects",
     "jupyterhub-docker",
 )
+# Each hub of a local fleet; its front door's; and what they share (by pid file, in run/).
+FLEET_HUB_SERVICES = ("jupyterhub", "jupyterhub-proxy")
+# PostgreSQL's fast shutdown is SIGINT (TERM would wait for every client to leave).
+FAST_STOP = {"frontdoor-postgres": "INT/30/KILL/5"}
 # A local Swift (storage: object without an endpoint; the swift_local role), after the hub.
 SWIFT_SERVICES = ("proxy", "object", "container", "account", "memcached")
 
@@ -40,8 +44,9 @@ class Up:
     report: health.Report
 
 
-def ensure_env(name: str | None) -> tuple[Environment, bool]:
-    """The local environment NAME (default 'local'), created when missing."""
+def ensure_env(name: str | None, hubs_count: int | None = None) -> tuple[Environment, bool]:
+    """The local environment NAME (default 'local'), created when missing; HUBS_COUNT makes it
+    a fleet of that many hubs (an existing one must already say so in env.yaml)."""
     name = name or DEFAULT_NAME
     if name in environments.list_names():
         env = environments.load(name)
@@ -50,8 +55,14 @@ def ensure_env(name: str | None) -> tuple[Environment, bool]:
                 f"environment '{name}' is a {env.type} environment, not a local one: "
                 "give a local environment with --env, or omit it to use 'local'"
             )
+        if hubs_count is not None and len(env.config.fleet) != hubs_count:
+            raise UsageError(
+                f"environment '{name}' has {len(env.config.fleet)} hub(s), not {hubs_count}: "
+                f"set 'hubs: {hubs_count}' (or list the hubs) in "
+                f"{env.path / environments.ENV_FILE}, or omit --hubs"
+            )
         return env, False
-    return environments.create("local", name), True
+    return environments.create("local", name, hubs=hubs_count), True
 
 
 def load_local(name: str | None) -> Environment:
@@ -99,10 +110,10 @@ def provision(env: Environment, say: Say) -> None:
     ansible.run_playbook(env, "hub", ansible.Options())
 
 
-def up(name: str | None, say: Say, *, install: bool = True) -> Up:
-    """Create (if missing), provision and wait for the local hub. Running it again changes
-    nothing: the playbook is idempotent and never touches a pool that exists."""
-    env, created = ensure_env(name)
+def up(name: str | None, say: Say, *, install: bool = True, hubs_count: int | None = None) -> Up:
+    """Create (if missing), provision and wait for the local hub (or fleet). Running it again
+    changes nothing: the playbook is idempotent and never touches a pool that exists."""
+    env, created = ensure_env(name, hubs_count)
     if created:
         say(f"created environment '{env.name}' in {env.path}")
     check_reachable(env)
@@ -126,6 +137,8 @@ def sign_in_help(env: Environment) -> str:
 
     url = health.hub_url(env)
     pool = env.config.hub.pool
+    if hubs.is_local_fleet(env):
+        return fleet_help(env)
     return "\n".join(
         [
             f"The Callysto hub '{env.name}' is running at {url}",
@@ -150,12 +163,44 @@ def sign_in_help(env: Environment) -> str:
     )
 
 
+def fleet_help(env: Environment) -> str:
+    """What comes after 'make local' for a fleet: the front door and each hub."""
+    door = health.frontdoor_url(env)
+    lines = [
+        f"The Callysto fleet '{env.name}' is running: students open its front door at {door}",
+        "",
+        "Sign in there with any of the three buttons (the stand-in sources ask only for an",
+        "e-mail address); the front door gives each new student a hub, for good, and sends",
+        "them on. The hubs, each with its own pool:",
+    ]
+    lines += [
+        f"  {hub.name}: {health.hub_url(env, hub)} (pool {hub.pool})"
+        for hub in hubs.local_hubs(env)
+    ]
+    lines += [
+        "",
+        f"  callysto fleet list --env {env.name}",
+        f"  callysto fleet move --env {env.name} USER --to HUB",
+        f"  callysto quota list --env {env.name}",
+        f"  callysto health --env {env.name}",
+        "Stop it with 'make local/stop' (students' files stay); 'make local/destroy' removes it.",
+    ]
+    return "\n".join(lines)
+
+
+def _proxy_prefix(env: Environment) -> Path:
+    """The prefix of the host that runs the sign-in proxy: the hub, or a fleet's front door."""
+    if hubs.is_local_fleet(env):
+        return Path(hubs.local_frontdoor(env).prefix or env.hub_prefix)
+    return env.hub_prefix
+
+
 def proxy_memory_dir(env: Environment) -> Path:
     """Where the local sign-in proxy keeps its sessions, in memory (the idp_proxy role's
     idp_proxy_run_dir)."""
     import hashlib
 
-    digest = hashlib.sha1(str(env.hub_prefix.resolve()).encode(), usedforsecurity=False)
+    digest = hashlib.sha1(str(_proxy_prefix(env).resolve()).encode(), usedforsecurity=False)
     # A tmpfs on purpose: the proxy's sessions must never reach a disk.
     return Path("/dev/shm") / f"callysto-idp-{digest.hexdigest()[:12]}"  # noqa: S108
 
@@ -191,15 +236,34 @@ def _stop_own_zfs_daemon(hub: hubs.Hub, directory: Path, say: Say) -> None:
     )
 
 
+def _pidfiles(env: Environment) -> list[tuple[str, Path]]:
+    """What runs for ENV, in the order it stops, each with its pid file."""
+    if not hubs.is_local_fleet(env):
+        run_dir = env.hub_prefix / "run"
+        swift_run = env.data_dir / "swift" / "run"
+        return [(s, run_dir / f"{s}.pid") for s in SERVICES] + [
+            (f"swift {s}", swift_run / f"{s}.pid") for s in SWIFT_SERVICES
+        ]
+    # The front door first (no one is sent to a stopping hub), then each hub, then what they
+    # shared: the sign-in proxy, the assignment table and the Docker daemon.
+    door = _proxy_prefix(env) / "run"
+    found = [("frontdoor", door / "frontdoor.pid")]
+    for hub in hubs.local_hubs(env):
+        run_dir = Path(hub.prefix or "") / "run"
+        found += [(f"{hub.name} {s}", run_dir / f"{s}.pid") for s in FLEET_HUB_SERVICES]
+    docker_run = hubs.local_docker_prefix(env) / "run"
+    return [
+        *found,
+        ("idp-proxy", door / "idp-proxy.pid"),
+        ("frontdoor-postgres", door / "frontdoor-postgres.pid"),
+        ("jupyterhub-docker", docker_run / "jupyterhub-docker.pid"),
+    ]
+
+
 def stop(env: Environment, say: Say) -> None:
     """Stop the hub and then the proxy (the hub stops students' servers as it goes); the pool
     and every home stay."""
-    run_dir = env.hub_prefix / "run"
-    swift_run = env.data_dir / "swift" / "run"
-    pidfiles = [(s, run_dir / f"{s}.pid") for s in SERVICES] + [
-        (f"swift {s}", swift_run / f"{s}.pid") for s in SWIFT_SERVICES
-    ]
-    for service, pidfile in pidfiles:
+    for service, pidfile in _pidfiles(env):
         if not pidfile.exists():
             continue
         say(f"stopping {service}")
@@ -207,10 +271,11 @@ def stop(env: Environment, say: Say) -> None:
             [
                 runner.which("start-stop-daemon", "install dpkg (it ships start-stop-daemon)"),
                 "--stop", "--oknodo", "--pidfile", str(pidfile),
-                "--retry", "TERM/30/KILL/5", "--remove-pidfile",
+                "--retry", FAST_STOP.get(service, "TERM/30/KILL/5"), "--remove-pidfile",
             ]
         )  # fmt: skip
-    _unmount_below(env.hub_prefix / "run" / "docker")
+    docker = hubs.local_docker_prefix(env) if hubs.is_local_fleet(env) else env.hub_prefix
+    _unmount_below(docker / "run" / "docker")
 
 
 def _unmount_below(directory: Path) -> None:
@@ -226,29 +291,36 @@ def _unmount_below(directory: Path) -> None:
         runner.run(["umount", str(target)], check=False)
 
 
-def destroy(env: Environment, say: Say) -> None:
-    """Stop the services, destroy the pool and remove its file vdevs. The environment's settings
-    and salt stay, so the next 'make local' starts afresh with the same user hashes."""
-    stop(env, say)
-    pool = env.config.hub.pool
-    directory = env.data_dir
-    here = hubs.local_hub(env)
+def _destroy_pool(here: hubs.Hub, directory: Path, say: Say) -> None:
+    """Destroy HERE's pool when it is made of files in DIRECTORY (never another pool)."""
+    pool = here.pool
     try:
         vdevs = zfs.pool_vdevs(here, pool)
     except zfs.ZfsError:
         vdevs = None  # no zfs daemon answers, so no pool of this environment is imported
-    if vdevs is not None:
-        foreign = [v for v in vdevs if not Path(v).resolve().is_relative_to(directory.resolve())]
-        if foreign or not vdevs:
-            raise OperationError(
-                f"pool '{pool}' is not made of the files in {directory} "
-                f"({', '.join(foreign) or 'no file vdevs'}): it was left alone"
-            )
-        mounted, _ = zfs.mount_state(here, pool)
-        say(f"destroying pool '{pool}'")
-        zfs.destroy_pool(here, pool)
-        _remove_empty_mountpoints(mounted)
-    _stop_own_zfs_daemon(here, directory, say)
+    if vdevs is None:
+        return
+    foreign = [v for v in vdevs if not Path(v).resolve().is_relative_to(directory.resolve())]
+    if foreign or not vdevs:
+        raise OperationError(
+            f"pool '{pool}' is not made of the files in {directory} "
+            f"({', '.join(foreign) or 'no file vdevs'}): it was left alone"
+        )
+    mounted, _ = zfs.mount_state(here, pool)
+    say(f"destroying pool '{pool}'")
+    zfs.destroy_pool(here, pool)
+    _remove_empty_mountpoints(mounted)
+
+
+def destroy(env: Environment, say: Say) -> None:
+    """Stop the services, destroy the pool and remove its file vdevs. The environment's settings
+    and salt stay, so the next 'make local' starts afresh with the same user hashes."""
+    stop(env, say)
+    directory = env.data_dir
+    every = hubs.local_hubs(env)
+    for here in every:
+        _destroy_pool(here, directory, say)
+    _stop_own_zfs_daemon(every[0], directory, say)
     shutil.rmtree(proxy_memory_dir(env), ignore_errors=True)
     if directory.is_dir():
         say(f"removing {directory}")

@@ -22,11 +22,18 @@ def group() -> None:
     "--no-install",
     help="Do not run scripts/bootstrap-system (the system packages are there already).",
 )
-def up(env_name: str | None, no_install: bool) -> None:
+@click.option(
+    "--hubs",
+    "hubs_count",
+    type=click.IntRange(1, 20),
+    default=None,
+    help="A fleet of this many hubs behind a front door (a new environment's 'hubs:').",
+)
+def up(env_name: str | None, no_install: bool, hubs_count: int | None) -> None:
     """Create the local environment if needed, provision it and wait until the hub answers."""
     from callysto_infra import local
 
-    done = local.up(env_name, _say, install=not no_install)
+    done = local.up(env_name, _say, install=not no_install, hubs_count=hubs_count)
     click.echo(local.sign_in_help(done.env))
 
 
@@ -46,17 +53,20 @@ def stop(env_name: str | None) -> None:
 @flag("--yes", help="Do not ask.")
 def destroy(env_name: str | None, yes: bool) -> None:
     """Remove the local hub's pool and its files (asks first)."""
-    from callysto_infra import local
+    from callysto_infra import hubs, local
 
     env = local.load_local(env_name)
-    pool = env.config.hub.pool
+    pools = [hub.pool for hub in hubs.local_hubs(env)]
     if not yes:
+        # One pool: type its name; a fleet's several: the environment's.
+        answer = pools[0] if len(pools) == 1 else env.name
         click.echo(
-            f"This destroys pool '{pool}' of '{env.name}' and every student's files in it, "
-            f"and removes {env.data_dir}.",
+            f"This destroys pool{'s' if len(pools) > 1 else ''} {', '.join(pools)} of "
+            f"'{env.name}' and every student's files in them, and removes {env.data_dir}.",
             err=True,
         )
-        if typed(f"Type the pool's name ({pool}) to go on") != pool:
+        what = "the pool's name" if len(pools) == 1 else "the environment's name"
+        if typed(f"Type {what} ({answer}) to go on") != answer:
             raise click.Abort()
     local.destroy(env, _say)
     click.echo(

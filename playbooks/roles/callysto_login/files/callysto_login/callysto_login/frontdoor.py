@@ -142,6 +142,14 @@ class FrontDoor:
         with self.pool.connection() as conn:
             return assignments.assign(conn, user_hash)[0]
 
+    def database_answers(self) -> bool:
+        try:
+            with self.pool.connection(timeout=3) as conn:
+                conn.execute("SELECT 1")
+        except Exception:  # any failure means it does not answer
+            return False
+        return True
+
     async def run(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self.workers, function, *args)
 
@@ -237,6 +245,16 @@ class RouteHandler(Handler):
         self.redirect(hub.url + here.lstrip("/"))
 
 
+class HealthHandler(Handler):
+    """GET /frontdoor/health: whether the assignment table answers (for `callysto health`)."""
+
+    async def get(self) -> None:
+        ok = await self.door.run(self.door.database_answers)
+        self.set_status(200 if ok else 503)
+        self.set_header("Cache-Control", "no-store")
+        self.finish({"database": ok, "hubs": sorted(self.door.hubs)})
+
+
 def _local_path(value: str) -> str:
     """VALUE as a path of this site (a full URL elsewhere becomes '/')."""
     parts = urlsplit(value)
@@ -257,6 +275,7 @@ def make_app(door: FrontDoor) -> web.Application:
         [
             (r"/frontdoor/login/([a-z]+)", LoginHandler),
             (r"/frontdoor/saml/acs", AcsHandler),
+            (r"/frontdoor/health", HealthHandler),
             (r"(/.*)", RouteHandler),
         ],
         door=door,
