@@ -81,6 +81,22 @@ def create_schema(conn: psycopg.Connection) -> None:
         conn.execute(SCHEMA)
 
 
+def has_journal(conn: psycopg.Connection) -> bool:
+    """Whether the fleet's database has the moves table yet (the first move makes it)."""
+    return conn.execute("SELECT to_regclass('moves')").fetchone()[0] is not None
+
+
+def under_way(conn: psycopg.Connection) -> list[Move]:
+    """Every move in the journal (a finished one stays until its cleanup), oldest first."""
+    if not has_journal(conn):
+        return []
+    rows = conn.execute(
+        "SELECT user_hash, from_hub, to_hub, step, snapshot FROM moves "
+        "ORDER BY started_at, user_hash"
+    ).fetchall()
+    return [Move(*row) for row in rows]
+
+
 def journal(conn: psycopg.Connection, user_hash: str) -> Move | None:
     row = conn.execute(
         "SELECT user_hash, from_hub, to_hub, step, snapshot FROM moves WHERE user_hash = %s",
