@@ -154,3 +154,24 @@ def move(conn: psycopg.Connection, user_hash: str, to_hub: str) -> str:
             raise LookupError(f"there is no hub {to_hub!r}")
         conn.execute("UPDATE assignments SET hub = %s WHERE user_hash = %s", (to_hub, user_hash))
     return row[0]
+
+
+def set_state(conn: psycopg.Connection, name: str, capacity: int, state: str) -> None:
+    """Make hub NAME accepting or draining now, as env.yaml now says, without waiting for the
+    front door's next start; a hub the table does not hold yet is added with CAPACITY."""
+    if state not in HUB_STATES:
+        raise ValueError(f"a hub's state is one of {HUB_STATES}")
+    conn.execute(
+        "INSERT INTO hubs (name, capacity, state) VALUES (%s, %s, %s) "
+        "ON CONFLICT (name) DO UPDATE SET state = excluded.state",
+        (name, capacity, state),
+    )
+
+
+def students(conn: psycopg.Connection, hub: str) -> list[str]:
+    """The students of HUB, the most recently assigned first."""
+    rows = conn.execute(
+        "SELECT user_hash FROM assignments WHERE hub = %s ORDER BY assigned_at DESC, user_hash",
+        (hub,),
+    ).fetchall()
+    return [row[0] for row in rows]

@@ -92,13 +92,19 @@ def active_users(env: Environment, hub: Hub, *, timeout: float = 10) -> list[dic
         offset = int(following.get("offset", offset + len(items)))
 
 
-def _get(env: Environment, hub: Hub, path: str, token: str, timeout: float):
+def version(env: Environment, hub: Hub, *, timeout: float = 5) -> str:
+    """The JupyterHub version HUB's API answers with (it asks for no token). Raises
+    OperationError when the hub does not answer."""
+    answer = _get(env, hub, "/", None, timeout)
+    return str(answer.get("version", "?")) if isinstance(answer, dict) else "?"
+
+
+def _get(env: Environment, hub: Hub, path: str, token: str | None, timeout: float):
+    headers = {"Accept": "application/jupyterhub-pagination+json"}
+    if token is not None:
+        headers["Authorization"] = f"token {token}"
     request = urllib.request.Request(  # noqa: S310 - the URL is built from the env, http(s) only
-        f"{api_url(env, hub)}{path}",
-        headers={
-            "Authorization": f"token {token}",
-            "Accept": "application/jupyterhub-pagination+json",
-        },
+        f"{api_url(env, hub)}{path}", headers=headers
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310

@@ -81,6 +81,22 @@ def create_schema(conn: psycopg.Connection) -> None:
         conn.execute(SCHEMA)
 
 
+def has_journal(conn: psycopg.Connection) -> bool:
+    """Whether the fleet's database has the moves table yet (the first move makes it)."""
+    return conn.execute("SELECT to_regclass('moves')").fetchone()[0] is not None
+
+
+def under_way(conn: psycopg.Connection) -> list[Move]:
+    """Every move in the journal (a finished one stays until its cleanup), oldest first."""
+    if not has_journal(conn):
+        return []
+    rows = conn.execute(
+        "SELECT user_hash, from_hub, to_hub, step, snapshot FROM moves "
+        "ORDER BY started_at, user_hash"
+    ).fetchall()
+    return [Move(*row) for row in rows]
+
+
 def journal(conn: psycopg.Connection, user_hash: str) -> Move | None:
     row = conn.execute(
         "SELECT user_hash, from_hub, to_hub, step, snapshot FROM moves WHERE user_hash = %s",
@@ -156,14 +172,26 @@ def _verify(source: Place, target: Place, move: Move) -> None:
         )
 
 
-def _place(target: Place, move: Move) -> None:
+def _holds_the_copy(source: Place, target: Place, move: Move) -> bool:
+    """Whether the home on TARGET is this move's copy: a run cut short between the rename and
+    its journal entry left it there, with the sent snapshot (the same guid) as its own."""
+    name = move.snapshot.partition("@")[2]
+    placed = f"{target.home(move.user_hash)}@{name}"
+    if not (zfs.exists(source.hub, move.snapshot) and zfs.exists(target.hub, placed)):
+        return False
+    sent = zfs.get_property(source.hub, move.snapshot, "guid")
+    return sent == zfs.get_property(target.hub, placed, "guid")
+
+
+def _place(source: Place, target: Place, move: Move) -> None:
     home = target.home(move.user_hash)
-    if zfs.exists(target.hub, home):
+    if not zfs.exists(target.hub, home):
+        zfs.rename(target.hub, target.incoming(move.user_hash), home)
+    elif not _holds_the_copy(source, target, move):
         raise OperationError(
             f"hub '{target.name}' has a home {home} already: move it away "
             "(callysto user delete-home) and run the move again"
         )
-    zfs.rename(target.hub, target.incoming(move.user_hash), home)
     # Received under an unmounted parent; the home mounts where the hub's homes are.
     with contextlib.suppress(zfs.ZfsError):
         zfs.inherit(target.hub, home, "mountpoint")
@@ -215,7 +243,7 @@ def move(
         _verify(source, target, current)
         advance("verified")
     if not reached("placed"):
-        _place(target, current)
+        _place(source, target, current)
         advance("placed")
     if not reached("switched"):
         with conn.transaction():
@@ -243,7 +271,9 @@ def abort(conn: psycopg.Connection, user_hash: str, source: Place, target: Place
             f"the move of {user_hash} has switched to '{current.to_hub}': finish it instead"
         )
     copies = [target.incoming(user_hash)]
-    if current.step == "placed":  # then the home on TARGET is the copy (_place made sure)
+    # At 'placed' the home on TARGET is the copy (_place made sure); before it, only when a run
+    # was cut short right after the rename.
+    if current.step == "placed" or _holds_the_copy(source, target, current):
         copies.append(target.home(user_hash))
     for dataset in copies:
         if zfs.exists(target.hub, dataset):

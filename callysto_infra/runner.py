@@ -255,3 +255,62 @@ def transfer(
                 proc.kill()
                 proc.wait()
             errors.close()
+
+
+class Background:
+    """A program running beside us (an SSH tunnel): whether it still runs, and why it stopped."""
+
+    def __init__(self, argv: tuple[str, ...], proc: subprocess.Popen, errors: BinaryIO):
+        self.argv = argv
+        self._proc = proc
+        self._errors = errors
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def exited(self) -> int | None:
+        """Its exit status once it has stopped, else None."""
+        return self._proc.poll()
+
+    def result(self) -> Result:
+        """What it said on stderr so far, as a Result for last_line()."""
+        self._errors.seek(0)
+        text = self._errors.read().decode("utf-8", "replace")
+        return Result(self.argv, self._proc.poll() or 0, "", text)
+
+
+@contextlib.contextmanager
+def background(argv: Sequence[str], *, grace: float = 5.0):
+    """Run ARGV while the block runs, then stop it by its pid (SIGTERM, SIGKILL after GRACE s).
+
+    It runs in a session of its own, so a Ctrl-C at the terminal reaches only us: the block
+    decides when it stops (a tunnel must outlive the database work the interrupt is cutting
+    short). Its stderr is kept for the error line when it fails.
+    """
+    import tempfile
+
+    argv = [str(a) for a in argv]
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        errors.close()
+        raise OperationError(f"cannot run '{argv[0]}': {exc.strerror}") from exc
+    try:
+        yield Background(tuple(argv), proc, errors)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        errors.close()

@@ -198,3 +198,31 @@ def test_moves_that_cannot_be_are_refused_and_change_nothing(fleet):
         moves.move(conn, student(4), a, a, stop_server=lambda u: None)
     assert moves.journal(conn, student(4)) is None
     assert writable(a, student(4))
+
+
+@pytest.mark.parametrize("then", ["resume", "abort"])
+def test_a_move_cut_short_right_after_the_rename_resumes_or_aborts(fleet, then):
+    """Killed between placing the copy and journaling it: the home on the new hub is the
+    move's own copy (it holds the sent snapshot), not a stranger's home."""
+    conn, (a, b), _ = fleet
+    user = student(6 if then == "resume" else 7)
+    assignments.assign(conn, user)
+    before = write_home(a, user)
+
+    def stop_after_verified(step: str) -> None:
+        if step == "verified":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        moves.move(conn, user, a, b, stop_server=lambda u: None, on_step=stop_after_verified)
+    zfs.rename(LOCAL, b.incoming(user), b.home(user))  # what the cut-short run had done
+    assert moves.journal(conn, user).step == "verified"
+    if then == "resume":
+        assert moves.move(conn, user, a, b, stop_server=lambda u: None).step == "done"
+        assert assignments.find(conn, user) == "hub-b"
+        assert digests(Path(zfs.mountpoint(LOCAL, b.home(user)))) == before
+        assert writable(b, user)
+    else:
+        moves.abort(conn, user, a, b)
+        assert not zfs.exists(LOCAL, b.home(user))
+        assert assignments.find(conn, user) == "hub-a" and writable(a, user)

@@ -26,6 +26,7 @@ GROUPS = (
     "hub",
     "image",
     "storage",
+    "fleet",
 )
 
 

@@ -1,0 +1,194 @@
+"""The fleet's database (PostgreSQL `callysto` beside the front door) as operators' commands
+reach it: directly on this machine for a local fleet, through an SSH tunnel to the front door
+for a cloud one. Its password comes from a 0600 file and goes to psycopg as a parameter only."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from callysto_infra import hubs, runner, secretfiles, tfstate
+from callysto_infra.errors import OperationError, UsageError
+from callysto_infra.paths import display
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from callysto_infra.environments import Environment
+
+DATABASE = "callysto"
+USER = "callysto"
+PASSWORD_FILE = "frontdoor-db-password"  # noqa: S105 - a file name, not a secret
+# Where the front door's PostgreSQL listens, on the front door itself (never on a public port).
+FRONTDOOR_DB_PORT = 5432
+CONNECT_SECONDS = 10
+TUNNEL_SECONDS = 20
+
+
+def require_fleet(env: Environment) -> None:
+    """Refuse (exit 2) an environment that has no fleet database: one hub without a front door."""
+    if env.type == "local":
+        if not hubs.is_local_fleet(env):
+            raise UsageError(
+                f"environment '{env.name}' is one hub, with no fleet database: list its hubs "
+                f"under 'hubs:' in env.yaml, then 'callysto local up --env {env.name}'"
+            )
+    elif env.config.frontdoor is None:
+        raise UsageError(
+            f"environment '{env.name}' has no front door, so no fleet database: add "
+            f"'frontdoor:' and 'hubs:' to env.yaml, then 'callysto terraform apply --env {env.name}'"
+        )
+
+
+def how_to_start(env: Environment) -> str:
+    if env.type == "local":
+        return (
+            f"start the fleet with 'make local ENV={env.name}' (callysto local up --env {env.name})"
+        )
+    return (
+        f"set up the front door with its playbook ('callysto ansible playbook --env {env.name} "
+        "hub.yml')"
+    )
+
+
+def read_password(env: Environment) -> str:
+    path = env.secrets_dir / PASSWORD_FILE
+    if not path.exists():
+        raise UsageError(
+            f"the fleet database's password file {display(path)} does not exist: the fleet's "
+            f"setup writes it; {how_to_start(env)}"
+        )
+    return secretfiles.read_line(path, "fleet database password file")
+
+
+def frontdoor(env: Environment) -> hubs.Hub:
+    """The front door of a cloud fleet, from the Terraform state (inventory group frontdoor),
+    reached over SSH like a hub: the environment's key and known_hosts."""
+    found = [host for host in tfstate.hosts(env) if "frontdoor" in host.groups]
+    if not found:
+        raise OperationError(
+            f"the Terraform state of '{env.name}' lists no front door: run "
+            f"'callysto terraform apply --env {env.name}'"
+        )
+    host = found[0]
+    return hubs.Hub(
+        name=host.name,
+        address=host.address,
+        ssh_user=host.ssh_user,
+        groups=host.groups,
+        ssh_key=str(env.ssh_key_file) if env.ssh_key_file.exists() else None,
+        known_hosts=str(env.known_hosts_file),
+        ssh_port=host.ssh_port or 22,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def tunnel_argv(door: hubs.Hub, local_port: int, remote_port: int) -> list[str]:
+    """ssh forwarding 127.0.0.1:LOCAL_PORT here to 127.0.0.1:REMOTE_PORT on DOOR, and nothing
+    else (-N); a port it cannot forward ends it (ExitOnForwardFailure) rather than leaving a
+    tunnel that goes nowhere."""
+    argv = door.ssh_argv()
+    forward = ["-N", "-o", "ExitOnForwardFailure=yes"]
+    forward += ["-L", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}"]
+    at = argv.index("--")  # options before the target (see Hub.ssh_argv)
+    return [*argv[:at], *forward, *argv[at:]]
+
+
+@contextlib.contextmanager
+def tunnel(door: hubs.Hub, remote_port: int = FRONTDOOR_DB_PORT) -> Iterator[int]:
+    """A port on 127.0.0.1 here that leads to DOOR's 127.0.0.1:REMOTE_PORT while the block
+    runs; the ssh process is stopped by its pid afterwards."""
+    local_port = _free_port()
+    with runner.background(tunnel_argv(door, local_port, remote_port)) as ssh:
+        deadline = time.monotonic() + TUNNEL_SECONDS
+        while not _accepts(local_port):
+            if ssh.exited() is not None:
+                raise OperationError(
+                    f"the SSH tunnel to the front door {door.name} ({door.address}) failed: "
+                    f"{runner.last_line(ssh.result())}"
+                )
+            if time.monotonic() > deadline:
+                raise OperationError(
+                    f"the SSH tunnel to the front door {door.name} ({door.address}) did not "
+                    f"open within {TUNNEL_SECONDS}s"
+                )
+            time.sleep(0.1)
+        yield local_port
+
+
+@contextlib.contextmanager
+def _endpoint(env: Environment) -> Iterator[tuple[str, int, str]]:
+    """(host, port) to connect to, and how to name the database in an error."""
+    if env.type == "local":
+        port = env.local.port + hubs.FRONTDOOR_DB_OFFSET
+        yield "127.0.0.1", port, f"127.0.0.1:{port}"
+        return
+    door = frontdoor(env)
+    with tunnel(door) as port:
+        yield "127.0.0.1", port, f"{door.name}:{FRONTDOOR_DB_PORT} (through an SSH tunnel)"
+
+
+def _reason(exc: Exception) -> str:
+    """The telling part of libpq's message: its first line, without the 'connection to server
+    at ... failed:' preamble that the error names already."""
+    first = (str(exc).strip().splitlines() or ["no answer"])[0]
+    return first.rsplit("failed: ", 1)[-1].strip() or "no answer"
+
+
+def open_connection(
+    env: Environment, host: str, port: int, where: str, password: str
+) -> psycopg.Connection:
+    import psycopg
+
+    try:
+        return psycopg.connect(
+            host=host,
+            port=port,
+            dbname=DATABASE,
+            user=USER,
+            password=password,
+            connect_timeout=CONNECT_SECONDS,
+            application_name="callysto fleet",
+            autocommit=True,
+        )
+    except psycopg.OperationalError as exc:
+        reason = _reason(exc)
+        if "password authentication failed" in reason:
+            raise OperationError(
+                f"the fleet database at {where} refused the password in "
+                f"{display(env.secrets_dir / PASSWORD_FILE)}: it is not the one the fleet's "
+                f"setup gave user {USER}"
+            ) from None
+        raise OperationError(
+            f"the fleet database at {where} does not answer ({reason}): {how_to_start(env)}"
+        ) from None
+
+
+@contextlib.contextmanager
+def connect(env: Environment) -> Iterator[psycopg.Connection]:
+    """A connection (autocommit) to ENV's fleet database, open while the block runs."""
+    require_fleet(env)
+    password = read_password(env)
+    with _endpoint(env) as (host, port, where):
+        conn = open_connection(env, host, port, where, password)
+        with conn:
+            if conn.execute("SELECT to_regclass('hubs')").fetchone()[0] is None:
+                raise OperationError(
+                    f"the fleet database at {where} has no hubs table yet: the front door makes "
+                    f"it when it starts; {how_to_start(env)}"
+                )
+            yield conn

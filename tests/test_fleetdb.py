@@ -1,0 +1,161 @@
+"""Reaching a cloud fleet's database: an SSH tunnel (a real sshd on 127.0.0.1 stands in for the
+front door) to the PostgreSQL beside it, stopped when done; and the one-line errors when the
+tunnel or the database behind it fails."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import subprocess
+import time
+
+import psycopg
+import pytest
+import yaml
+
+from callysto_infra import environments, fleetdb, secretfiles
+from callysto_infra.errors import OperationError
+from tests import postgres
+
+DB_PORT = 18833
+SSHD_PORTS = range(18836, 18839)
+SSHD = "/usr/sbin/sshd"
+DOOR = "door.callysto.farm"
+
+
+def free_port() -> int:
+    for port in SSHD_PORTS:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.fail(f"no free port in {SSHD_PORTS}")
+
+
+def keygen(path) -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(path)], check=True
+    )
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """A real sshd on 127.0.0.1 letting the current user in with the keys of authorized_keys;
+    stopped by its pid."""
+    if not os.path.exists(SSHD):
+        pytest.fail("sshd is not installed: run scripts/bootstrap-system (or make test)")
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    root = tmp_path / "sshd"
+    root.mkdir()
+    keygen(root / "host_key")
+    authorized = root / "authorized_keys"
+    authorized.touch(mode=0o600)
+    port = free_port()
+    config = root / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host_key'}\n"
+        f"AuthorizedKeysFile {authorized}\nPidFile {root / 'sshd.pid'}\nStrictModes no\n"
+        "UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PermitRootLogin prohibit-password\nAllowTcpForwarding local\n"
+    )
+    log = open(root / "sshd.log", "w")  # noqa: SIM115 -- sshd owns it until it stops
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=log)
+    try:
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None:
+                pytest.fail(f"sshd did not start: {(root / 'sshd.log').read_text()}")
+            time.sleep(0.05)
+        yield {"port": port, "authorized_keys": authorized}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def database():
+    with postgres.running(DB_PORT) as server:
+        yield server
+
+
+def cloud_fleet(ssh_port: int, authorized=None):
+    """A dev fleet with a front door whose state row points at 127.0.0.1:SSH_PORT."""
+    env = environments.create("dev", "brave-otter")
+    path = env.path / environments.ENV_FILE
+    config = yaml.safe_load(path.read_text())
+    config["frontdoor"] = {"name": "door"}
+    config["hubs"] = [{"name": "brave-otter"}, {"name": "calm-heron"}]
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    keygen(env.ssh_key_file)
+    if authorized is not None:
+        authorized.write_text(env.ssh_key_file.with_suffix(".pub").read_text())
+    door = {
+        "name": DOOR, "address": "127.0.0.1", "ssh_user": getpass.getuser(),
+        "ssh_port": ssh_port, "groups": ["frontdoor", "dev", "brave-otter"],
+    }  # fmt: skip
+    state = {"version": 4, "outputs": {"hosts": {"value": {"door": door}}}}
+    env.state_file.write_text(json.dumps(state))
+    secretfiles.write(env.secrets_dir / fleetdb.PASSWORD_FILE, "a-fleet-password\n")
+    return environments.load("brave-otter")
+
+
+def test_the_tunnel_reaches_the_database_beside_the_front_door_and_stops(envs_dir, sshd, database):
+    env = cloud_fleet(sshd["port"], sshd["authorized_keys"])
+    door = fleetdb.frontdoor(env)
+    assert door.name == DOOR and door.ssh_port == sshd["port"]
+    argv = fleetdb.tunnel_argv(door, 40000, 5432)
+    assert argv[-2:] == ["--", f"{getpass.getuser()}@127.0.0.1"]
+    assert argv[argv.index("-L") + 1] == "127.0.0.1:40000:127.0.0.1:5432"
+    assert "ExitOnForwardFailure=yes" in argv and "-N" in argv
+    with (
+        fleetdb.tunnel(door, remote_port=DB_PORT) as port,
+        psycopg.connect(
+            host="127.0.0.1", port=port, dbname="postgres", user=postgres.OWNER,
+            password=database.password, connect_timeout=10,
+        ) as conn,
+    ):  # fmt: skip
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "the tunnel is gone"
+
+
+def test_a_front_door_that_ssh_cannot_reach_is_one_line(envs_dir, callysto, one_line_error):
+    env = cloud_fleet(free_port())  # nothing listens there
+    result = callysto("fleet", "list", "--env", env.name)
+    one_line_error(result, f"the SSH tunnel to the front door {DOOR} (127.0.0.1) failed", code=1)
+    assert "a-fleet-password" not in result.stderr + result.stdout
+
+
+def test_a_database_that_does_not_answer_behind_the_tunnel_is_one_line(
+    envs_dir, sshd, callysto, one_line_error
+):
+    env = cloud_fleet(sshd["port"], sshd["authorized_keys"])
+    result = callysto("fleet", "list", "--env", env.name)
+    # Whatever port 5432 of the front door holds here, the command fails in one line.
+    one_line_error(result, f"the fleet database at {DOOR}:5432 (through an SSH tunnel)", code=1)
+    assert "a-fleet-password" not in result.stderr + result.stdout
+
+
+def test_a_cloud_environment_without_a_front_door_has_no_fleet_database(
+    envs_dir, one_line_error, callysto
+):
+    environments.create("dev", "lone-hub")
+    result = callysto("fleet", "list", "--env", "lone-hub")
+    one_line_error(result, "has no front door, so no fleet database", code=2)
+
+
+def test_the_tunnel_names_a_front_door_that_refuses_the_key(envs_dir, sshd):
+    env = cloud_fleet(sshd["port"])  # its key is not authorized there
+    with (
+        pytest.raises(OperationError, match=r"SSH tunnel to the front door .* failed"),
+        fleetdb.tunnel(fleetdb.frontdoor(env), remote_port=DB_PORT),
+    ):
+        pass
