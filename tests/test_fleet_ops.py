@@ -1,4 +1,4 @@
-"""Fleet operations: `quota list`, `health`, `hub servers` and `backup homes`
+"""Fleet operations: `quota list`, `health`, `hub servers`, `backup homes` and `ansible playbook`
 work on every hub at once, go on past a hub that is down, and end with a line per hub on stderr
 naming it, exiting 1. Cloud hubs are reached over a real sshd on 127.0.0.1 with a fake Terraform
 state; a local fleet's hubs are this machine, each with a zfs-fuse pool of its own."""
@@ -127,6 +127,37 @@ def test_quota_list_lists_the_hubs_that_answer_and_names_the_one_that_is_down(
     as_json = callysto("quota", "list", "--env", "brave-otter", "--json")
     assert as_json.returncode == 1 and HUB_B in as_json.stderr.splitlines()[-1]
     assert sorted(h["hub"] for h in json.loads(as_json.stdout)) == [HUB_A, HUB_C]
+
+
+# --- ansible playbook over SSH --------------------------------------------------------------------
+
+
+def test_ansible_playbook_runs_every_host_and_names_the_unreachable_one(
+    callysto, envs_dir, zfs_pool, sshd, tmp_path, one_line_error
+):
+    cloud_env(zfs_pool, sshd, {HUB_A: SSHD_PORT, HUB_B: DEAD_PORT, HUB_C: SSHD_PORT})
+    results = tmp_path / "results.json"
+    # Only what is tagged 'always' (the plays' facts and checks), in check mode: nothing changes
+    # on this machine. No sudo here (root needs no become), and Debian's own Python, not the
+    # first one a login shell's PATH offers.
+    run = callysto(
+        "ansible", "playbook", "--env", "brave-otter", "--check", "--tags", "always",
+        "-e", "ansible_become=false", "-e", "ansible_python_interpreter=/usr/bin/python3", "hub",
+        env={"CALLYSTO_ANSIBLE_RESULTS": str(results)},
+    )  # fmt: skip
+    line = one_line_error(run, f"host '{HUB_B}' is unreachable", code=1, alone=False)
+    stats = json.loads(results.read_text())["stats"]
+    for live in (HUB_A, HUB_C):  # both went through every play while hub-b was down
+        assert stats[live]["ok"] >= 3 and stats[live]["failures"] == 0, line
+    assert stats[HUB_B]["unreachable"] == 1
+    lines = run.stderr.splitlines()
+    recap = next(i for i, text in enumerate(lines) if text.startswith("recap: "))
+    assert lines[recap + 1 : recap + 4] == [
+        f"{HUB_A}: ok: ok={stats[HUB_A]['ok']} changed=0",
+        f"{HUB_B}: UNREACHABLE: {lines[recap + 2].split('UNREACHABLE: ', 1)[1]}",
+        f"{HUB_C}: ok: ok={stats[HUB_C]['ok']} changed=0",
+    ]
+    assert f"port {DEAD_PORT}: Connection refused" in lines[recap + 2]
 
 
 # --- a local fleet: a pool per hub ----------------------------------------------------------------
