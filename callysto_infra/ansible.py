@@ -10,11 +10,11 @@ import shlex
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callysto_infra import hubs, inventory, runner
+from callysto_infra import everyhub, hubs, inventory, runner
 from callysto_infra.environments import PROJECT_DIR
 from callysto_infra.errors import OperationError, UsageError
 
@@ -26,6 +26,7 @@ CONFIG_FILE = PLAYBOOKS_DIR / "ansible.cfg"
 REQUIREMENTS_FILE = PLAYBOOKS_DIR / "requirements.yml"
 COLLECTIONS_DIR = PROJECT_DIR / ".cache" / "ansible" / "collections"
 RESULTS_VAR = "CALLYSTO_ANSIBLE_RESULTS"
+MIN_FORKS = 5  # Ansible's own default
 INSTALL_HINT = "install the project (pip install -e .), which brings ansible-core"
 # A playbook's description: its first '## ' line. Files starting with '_' are pieces of others.
 _DESCRIPTION = re.compile(r"^##\s*(.+?)\s*$")
@@ -81,6 +82,8 @@ class Options:
     tags: str | None = None
     extra_vars: tuple[str, ...] = ()
     ansible_args: tuple[str, ...] = field(default_factory=tuple)
+    # Hosts Ansible works on at once; run_playbook and run_adhoc set it for the inventory.
+    forks: int | None = None
 
     @classmethod
     def parse(
@@ -111,6 +114,9 @@ class Options:
             argv += ["--tags", self.tags]
         for item in self.extra_vars:
             argv += ["--extra-vars", item]
+        if self.forks:
+            argv += ["--forks", str(self.forks)]
+        # Last, so that an operator's own option (--ansible-args '--forks 3') wins.
         return argv + list(self.ansible_args)
 
 
@@ -260,6 +266,50 @@ class Results:
     def total(self, key: str) -> int:
         return sum(host.get(key, 0) for host in self.stats.values())
 
+    def hosts(self) -> list[str]:
+        """Every host the run reached or tried to reach, sorted."""
+        failed = {entry["host"] for entry in self.failed}
+        return sorted(set(self.stats) | set(self.unreachable) | failed)
+
+    def outcomes(self) -> list[everyhub.Outcome]:
+        """Each host's part of the run: UNREACHABLE, FAILED at its first failed task, or ok with
+        its recap counts."""
+        first_failure: dict[str, dict[str, Any]] = {}
+        for entry in self.failed:
+            first_failure.setdefault(entry["host"], entry)
+        found = []
+        for host in self.hosts():
+            if host in self.unreachable:
+                found.append(everyhub.Outcome(host, everyhub.UNREACHABLE, self.unreachable[host]))
+            elif host in first_failure:
+                entry = first_failure[host]
+                why = f"task '{entry['task']}': {entry.get('msg', 'see above')}"
+                found.append(everyhub.Outcome(host, everyhub.FAILED, why))
+            else:
+                counts = self.stats.get(host, {})
+                recap = " ".join(f"{key}={counts.get(key, 0)}" for key in ("ok", "changed"))
+                found.append(everyhub.Outcome(host, everyhub.OK, recap))
+        return found
+
+    def failure(self) -> OperationError | None:
+        """The run's one-line error: the first unreachable host, else the first failed task,
+        with the other hosts that did not finish named after it; None when all finished."""
+        bad = [outcome for outcome in self.outcomes() if not outcome.ok]
+        if not bad:
+            return None
+        if self.unreachable:
+            host, message = sorted(self.unreachable.items())[0]
+            line = f"host '{host}' is unreachable: {message}"
+        else:
+            first = self.failed[0]
+            host = first["host"]
+            line = f"task '{first['task']}' failed on '{host}': {first.get('msg', 'see above')}"
+        others = [f"{o.hub} ({o.status.lower()})" for o in bad if o.hub != host]
+        if others:
+            line += f"; {len(bad)} of {len(self.hosts())} hosts did not finish: also "
+            line += ", ".join(others)
+        return OperationError(line)
+
 
 def _read_results(path: Path, returncode: int) -> Results:
     try:
@@ -276,39 +326,58 @@ def _read_results(path: Path, returncode: int) -> Results:
     )
 
 
-def execute(argv: Sequence[str], *, stream: bool = True) -> Results:
-    """Run an Ansible command; its results come from the JSON callback. Fails in one line when a
-    host was unreachable or a task failed."""
+def execute(argv: Sequence[str], *, stream: bool = True, check: bool = True) -> Results:
+    """Run an Ansible command; its results come from the JSON callback. With CHECK, fails in one
+    line when a host was unreachable or a task failed; without, the caller reads the results
+    (Results.failure) and says so itself. A run that failed with no host to blame fails either
+    way."""
     keep = os.environ.get(RESULTS_VAR)
     with tempfile.TemporaryDirectory(prefix="callysto-results-") as tmp:
         path = Path(keep) if keep else Path(tmp) / "results.json"
         path.unlink(missing_ok=True)
         proc = runner.run(argv, check=False, capture=not stream, env=environment(str(path)))
         results = _read_results(path, proc.returncode)
-    if results.unreachable:
-        host, message = sorted(results.unreachable.items())[0]
-        raise OperationError(f"host '{host}' is unreachable: {message}")
-    if results.failed:
-        first = results.failed[0]
-        raise OperationError(
-            f"task '{first['task']}' failed on '{first['host']}': {first.get('msg', 'see above')}"
-        )
+    failure = results.failure()
+    if failure is not None:
+        if check:
+            raise failure
+        return results
     if not proc.ok:
         detail = "" if stream else f": {runner.last_line(proc)}"
         raise OperationError(f"'{Path(argv[0]).name}' exited with status {proc.returncode}{detail}")
     return results
 
 
-def run_playbook(env: Environment, name: str, options: Options, *, stream: bool = True) -> Results:
+def forks_for(host_count: int) -> int:
+    """Forks enough for every host at once: a fleet's hubs run each task together, so a run
+    takes about as long on thirty hubs as on one (Ansible's default, 5, at the least)."""
+    return max(MIN_FORKS, host_count)
+
+
+def _with_forks(env: Environment, options: Options) -> Options:
+    if options.forks:
+        return options
+    return replace(options, forks=forks_for(len(inventory.build(env).host_vars)))
+
+
+def playbook_command(env: Environment, name: str, options: Options) -> list[str]:
+    """The ansible-playbook argv of playbook NAME on ENV, with forks for its whole inventory."""
     if options.limit:
         load_inventory(env).hosts(options.limit)  # an unknown group or host: before anything runs
     book = find_playbook(name)
-    argv = playbook_argv(_checked_source(env), book, options)
+    argv = playbook_argv(_checked_source(env), book, _with_forks(env, options))
     if hubs.is_local_fleet(env):
         # The hubs of a local fleet share this machine's zfs-fuse and Docker daemon: one hub
         # at a time (hub.yml's plays read callysto_serial).
         argv[1:1] = ["--extra-vars", "callysto_serial=1"]
-    return execute(argv, stream=stream)
+    return argv
+
+
+def run_playbook(
+    env: Environment, name: str, options: Options, *, stream: bool = True, check: bool = True
+) -> Results:
+    """Run playbook NAME on every host of ENV at once (see execute for CHECK)."""
+    return execute(playbook_command(env, name, options), stream=stream, check=check)
 
 
 def run_adhoc(
@@ -323,6 +392,7 @@ def run_adhoc(
 ) -> Results:
     view = load_inventory(env)
     view.hosts(pattern)  # an unknown group or host is bad input, said before anything runs
+    options = options if options.forks else replace(options, forks=forks_for(len(view.host_vars)))
     argv = adhoc_argv(
         inventory.source_file(env), pattern, module, module_args, options, become=become
     )

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from callysto_infra import hubapi, hubs, zfs
+from callysto_infra import everyhub, hubapi, hubs, zfs
 from callysto_infra.errors import CallystoError
 from callysto_infra.homes import MIN_FREE_BYTES
 from callysto_infra.sizes import human_size
@@ -35,6 +35,8 @@ class Report:
     url: str
     attempts: int = 0
     checks: list[Check] = field(default_factory=list)
+    # Each hub with its own checks (also among `checks`), in the fleet's order.
+    per_hub: list[tuple[hubs.Hub, list[Check]]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -44,6 +46,10 @@ class Report:
     def first_failure(self) -> Check | None:
         return next((c for c in self.checks if not c.ok), None)
 
+    def outcomes(self) -> list[everyhub.Outcome]:
+        """Each hub's verdict, for the per-hub summary."""
+        return [hub_outcome(hub, checks) for hub, checks in self.per_hub]
+
     def as_dict(self) -> dict:
         return {
             "env": self.env,
@@ -52,6 +58,21 @@ class Report:
             "attempts": self.attempts,
             "checks": [asdict(c) for c in self.checks],
         }
+
+
+def hub_outcome(hub: hubs.Hub, checks: list[Check]) -> everyhub.Outcome:
+    """ok when every check of HUB passed; UNREACHABLE when none did and SSH could not reach it;
+    else FAILED with its first failed check (and the names of the others)."""
+    bad = [check for check in checks if not check.ok]
+    if not bad:
+        return everyhub.Outcome(hub.name)
+    if len(bad) == len(checks):
+        for check in bad:
+            why = everyhub.unreachable_why(hub, check.detail)
+            if why is not None:
+                return everyhub.Outcome(hub.name, everyhub.UNREACHABLE, why)
+    also = f" (also failed: {', '.join(c.name for c in bad[1:])})" if len(bad) > 1 else ""
+    return everyhub.Outcome(hub.name, everyhub.FAILED, f"{bad[0].name}: {bad[0].detail}{also}")
 
 
 def hub_url(env: Environment, hub: hubs.Hub | None = None) -> str:
@@ -233,10 +254,7 @@ def check_pool(env: Environment, timeout: float, on: list[hubs.Hub] | None = Non
 
 def check(env: Environment, timeout: float = 5.0) -> Report:
     """One round of every check."""
-    from concurrent.futures import ThreadPoolExecutor
-
     report = Report(env.name, hub_url(env), attempts=1)
-    fleet = hubs.hubs(env)
 
     def one_hub(hub: hubs.Hub) -> list[Check]:
         return [
@@ -247,9 +265,11 @@ def check(env: Environment, timeout: float = 5.0) -> Report:
 
     # Every hub at once, so a fleet takes as long as its slowest hub; each hub's checks stay
     # together, in the fleet's order.
-    with ThreadPoolExecutor(max_workers=min(16, len(fleet) or 1)) as workers:
-        for checks in workers.map(one_hub, fleet):
-            report.checks += checks
+    fleet_hubs = hubs.hubs(env)
+    for hub, outcome in zip(fleet_hubs, everyhub.on_every_hub(fleet_hubs, one_hub), strict=True):
+        checks = outcome.value if outcome.ok else [Check("hub", False, outcome.error)]
+        report.per_hub.append((hub, checks or []))
+        report.checks += checks or []
     door = check_frontdoor(env, timeout)
     if door is not None:
         report.checks.append(door)

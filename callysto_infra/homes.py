@@ -8,12 +8,11 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from callysto_infra import everyhub, progress, runner, userhash, validate, zfs
 from callysto_infra import hubs as hubs_module
-from callysto_infra import progress, runner, userhash, validate, zfs
 from callysto_infra.errors import CallystoError, OperationError, UsageError
 from callysto_infra.hubs import Hub
 from callysto_infra.sizes import MIN_FREE_BYTES as MIN_FREE_BYTES  # the 507 floor, re-exported
@@ -134,37 +133,28 @@ def ask_every_hub(
     hubs: Sequence[Hub], question: Callable[[Hub], T]
 ) -> tuple[list[T], dict[str, str]]:
     """Ask every hub at once (one round trip each); collect answers and the hubs that failed."""
-    answers: list[T] = []
-    failed: dict[str, str] = {}
-    if len(hubs) == 1:
-        try:
-            answers.append(question(hubs[0]))
-        except OperationError as exc:
-            failed[hubs[0].name] = str(exc)
-        return answers, failed
-    with ThreadPoolExecutor(max_workers=min(16, len(hubs))) as pool:
-        futures = {hub.name: pool.submit(question, hub) for hub in hubs}
-        for name, future in futures.items():
-            try:
-                answers.append(future.result())
-            except OperationError as exc:
-                failed[name] = str(exc)
-    return answers, failed
+    outcomes = everyhub.on_every_hub(hubs, question)
+    answers = [outcome.value for outcome in outcomes if outcome.ok]
+    failed = {outcome.hub: outcome.error for outcome in outcomes if not outcome.ok}
+    return answers, failed  # type: ignore[return-value]
 
 
-def list_all_homes(env: Environment, host: str | None) -> tuple[list[Hub], list[Home]]:
-    """The hubs asked (HOST, else every hub) and all their homes, largest first.
+def list_all_homes(
+    env: Environment, host: str | None
+) -> tuple[list[everyhub.Outcome[list[Home]]], list[Home]]:
+    """Each hub asked (HOST, else every hub) at once, and the homes of those that answered,
+    largest first.
 
-    One `zfs get` per hub whatever the number of students. A hub that does not answer fails the
-    whole list: a partial list would pass for the whole fleet.
+    One `zfs get` per hub whatever the number of students. A hub that does not answer is an
+    outcome that is not ok: the caller lists the others and fails naming it, so that a partial
+    list never passes for the whole fleet.
     """
     asked = target_hubs(env, host)
     if not asked:
         raise OperationError(f"environment '{env.name}' has no hubs in its Terraform state")
-    answers, failed = ask_every_hub(asked, lambda hub: list_homes(hub, hub.pool))
-    if failed:
-        raise OperationError(next(iter(failed.values())))
-    return asked, _largest_first(h for found in answers for h in found)
+    outcomes = everyhub.on_every_hub(asked, lambda hub: list_homes(hub, hub.pool))
+    found = (home for outcome in outcomes if outcome.ok for home in outcome.value or [])
+    return outcomes, _largest_first(found)
 
 
 @dataclass(frozen=True)

@@ -270,7 +270,12 @@ class DatasetDestination(Destination):
                 "nothing can be sent incrementally; rename or destroy it there, then run again"
             )
         if not zfs.exists(machine, self.dataset):
-            zfs.create(machine, self.dataset, parents=True)
+            try:
+                zfs.create(machine, self.dataset, parents=True)
+            except zfs.ZfsError:
+                # Hubs are backed up at once: another may have just made it.
+                if not zfs.exists(machine, self.dataset):
+                    raise
         send = zfs.send_argv(home, new, replicate=True, base=base)
         receive = zfs.receive_argv(machine, target, force=base is not None)
         return runner.transfer(on_hub(hub, send), on_hub(machine, receive), on_bytes=advance)

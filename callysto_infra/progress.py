@@ -30,6 +30,15 @@ def to_stderr(message: str) -> None:
 @contextlib.contextmanager
 def bar(description: str, total: float | None = None) -> Iterator[Advance]:
     """Yield advance(n): a transient bar on a terminal, nothing elsewhere (logs, pipes, tests)."""
+    with bars() as add:
+        yield add(description, total)
+
+
+@contextlib.contextmanager
+def bars() -> Iterator[Callable[[str, float | None], Advance]]:
+    """Yield add(description, total) -> advance(n): a transient bar each, in one display on a
+    terminal (several hubs at once; add and advance may be called from any thread), nothing
+    elsewhere."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -42,10 +51,15 @@ def bar(description: str, total: float | None = None) -> Iterator[Advance]:
 
     console = Console(stderr=True)
     if not console.is_terminal:
-        yield lambda _n: None
+        yield lambda _description, _total=None: no_progress
         return
     columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn()]
     columns += [TransferSpeedColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task, n)
+        # Rich's Progress takes its own lock in add_task and advance.
+
+        def add(description: str, total: float | None = None) -> Advance:
+            task = progress.add_task(description, total=total)
+            return lambda n: progress.advance(task, n)
+
+        yield add

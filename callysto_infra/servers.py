@@ -7,16 +7,18 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callysto_infra import hubapi, hubs
+from callysto_infra import everyhub, hubapi, hubs
 from callysto_infra.errors import OperationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from callysto_infra.environments import Environment
+    from callysto_infra.everyhub import Outcome
     from callysto_infra.hubs import Hub
 
 # Containers of students' servers are named after the user (the role's DockerSpawner.name_template).
@@ -76,34 +78,42 @@ def container_memory(env: Environment, hub: Hub) -> dict[str, int]:
     return usage
 
 
+def hub_servers(env: Environment, hub: Hub) -> list[Server]:
+    """The running (or starting) servers of HUB; OperationError when its API does not answer."""
+    users = hubapi.active_users(env, hub)
+    memory = container_memory(env, hub) if users else {}
+    found = []
+    for user in users:
+        server = (user.get("servers") or {}).get("")
+        if not server:
+            continue
+        found.append(
+            Server(
+                hub=hub.name,
+                user=user["name"],
+                started=server.get("started"),
+                last_activity=server.get("last_activity"),
+                ready=bool(server.get("ready")),
+                memory_bytes=memory.get(user["name"]),
+            )
+        )
+    return found
+
+
+def ask_every_hub(env: Environment, on: list[Hub] | None = None) -> list[Outcome[list[Server]]]:
+    """Each hub's running servers (ENV's hubs, or those ON), every hub asked at once."""
+    return everyhub.on_every_hub(hubs.hubs(env) if on is None else on, partial(hub_servers, env))
+
+
 def running(
     env: Environment, note: Callable[[str], None], on: list[Hub] | None = None
 ) -> list[Server]:
     """Every running (or starting) server on ENV's hubs (or those ON); a hub that does not
     answer is NOTEd."""
-    found: list[Server] = []
-    for hub in hubs.hubs(env) if on is None else on:
-        try:
-            users = hubapi.active_users(env, hub)
-        except OperationError as exc:
-            note(f"{hub.name}: {exc}")
-            continue
-        memory = container_memory(env, hub) if users else {}
-        for user in users:
-            server = (user.get("servers") or {}).get("")
-            if not server:
-                continue
-            found.append(
-                Server(
-                    hub=hub.name,
-                    user=user["name"],
-                    started=server.get("started"),
-                    last_activity=server.get("last_activity"),
-                    ready=bool(server.get("ready")),
-                    memory_bytes=memory.get(user["name"]),
-                )
-            )
-    return found
+    outcomes = ask_every_hub(env, on)
+    for outcome in everyhub.failures(outcomes):
+        note(f"{outcome.hub}: {outcome.error}")
+    return [server for outcome in outcomes if outcome.ok for server in outcome.value or []]
 
 
 def idle_seconds(server: Server, now: dt.datetime) -> float | None:

@@ -3,9 +3,11 @@ argument, nothing ever joined into a shell string."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from callysto_infra import ansible
+from callysto_infra import ansible, environments
 from callysto_infra.errors import UsageError
 
 SOURCE = "envs/x/inventory.callysto.yml"
@@ -69,3 +71,29 @@ def test_results_are_read_as_json_not_text(tmp_path):
     )
     results = ansible._read_results(path, 0)
     assert (results.total("ok"), results.total("changed")) == (3, 1)
+
+
+def _env_of(count: int):
+    env = environments.create("dev", "brave-otter")
+    rows = {
+        f"hub-{n:02d}": {"name": f"hub-{n:02d}.callysto.farm", "address": f"203.0.113.{n}",
+                         "ssh_user": "root", "groups": ["hub", "dev", "brave-otter"]}
+        for n in range(1, count + 1)
+    }  # fmt: skip
+    env.state_file.write_text(json.dumps({"version": 4, "outputs": {"hosts": {"value": rows}}}))
+    return env
+
+
+def test_a_playbook_runs_every_host_of_the_inventory_at_once(envs_dir):
+    argv = ansible.playbook_command(_env_of(12), "hub", ansible.Options())
+    assert argv[1:] == [
+        "-i", str(envs_dir / "brave-otter" / "inventory.callysto.yml"),
+        "--forks", "12", str(ansible.PLAYBOOKS_DIR / "hub.yml"),
+    ]  # fmt: skip
+
+
+def test_a_small_fleet_keeps_ansibles_five_forks_and_the_operators_own_wins(envs_dir):
+    two = _env_of(2)
+    assert ansible.playbook_command(two, "hub", ansible.Options())[-3:-1] == ["--forks", "5"]
+    mine = ansible.Options.parse(ansible_args="--forks 1")
+    assert ansible.playbook_command(two, "hub", mine)[-5:-1] == ["--forks", "5", "--forks", "1"]

@@ -141,11 +141,14 @@ def test_a_hub_that_is_down_is_named_and_the_others_are_backed_up(
     rows["hub-00"] = {**rows["hub-01"], "name": "hub-00.callysto.farm", "ssh_port": free_port()}
     env.state_file.write_text(json.dumps(state))
     result = callysto("backup", "homes", "--env", "brave-otter")
-    line = one_line_error(result, "1 of 2 hub(s) not backed up: hub-00.callysto.farm", code=1,
-                          alone=False)  # fmt: skip
-    assert "hub-00.callysto.farm: NOT backed up" in result.stderr
-    assert "backed up 1 of 2 hubs" in result.stderr
+    line = one_line_error(result, "1 of 2 hubs not backed up: hub-00.callysto.farm: UNREACHABLE",
+                          code=1, alone=False)  # fmt: skip
     hub, snapshot = result.stdout.strip().split("\t")
     assert hub == "hub-01.callysto.farm", line
+    # The run ends with a line per hub, in the fleet's order, then the count.
+    summary = result.stderr.splitlines()[-4:-1]
+    assert summary[0].startswith("hub-00.callysto.farm: UNREACHABLE: ssh: connect to host")
+    assert summary[1] == f"hub-01.callysto.farm: ok: backed up {snapshot.split('@')[1]}"
+    assert summary[2] == "backed up 1 of 2 hubs"
     replica = f"{replica_pool.name}/homes/hub-01.callysto.farm"
     assert our_snapshots(f"{replica}/{ALICE}") == [snapshot.split("@")[1]]

@@ -178,3 +178,11 @@ def test_a_fleet_is_checked_hub_by_hub_and_each_failure_names_its_hub(envs_dir, 
     assert "https://hub-b.invalid/hub/api" in checks[3]["detail"]
     assert "hub-a.invalid" in checks[2]["detail"] and "hub-b.invalid" in checks[5]["detail"]
     assert not any(c["ok"] for c in checks)
+    # Nothing on either hub answered and SSH could not reach it: a line each says so, last.
+    refused = f"UNREACHABLE: ssh: connect to host 127.0.0.1 port {SILENT_PORT}: Connection refused"
+    assert result.stderr.splitlines()[-3:-1] == [
+        f"hub-a.invalid: {refused}", f"hub-b.invalid: {refused}"
+    ]  # fmt: skip
+    assert result.stderr.splitlines()[-1] == (
+        f"error: 2 of 2 hubs of 'brave-otter' are not healthy: hub-a.invalid: {refused}"
+    )

@@ -201,10 +201,20 @@ def playbook(
 ) -> None:
     """Run PLAYBOOK (a name under playbooks/, e.g. hub) on the environment.
 
-    The run's results are also written as JSON to $CALLYSTO_ANSIBLE_RESULTS when it is set.
+    Every host at once (--forks for the whole inventory; --ansible-args '--forks N' to choose),
+    and a host that is unreachable or fails does not stop the others. After Ansible's recap, a
+    line per host on stderr ('hub-a: ok: ok=12 changed=0', 'hub-b: UNREACHABLE: ...'); the
+    command exits 1 naming the hosts that did not finish. The run's results are also written
+    as JSON to $CALLYSTO_ANSIBLE_RESULTS when it is set.
     """
-    from callysto_infra import ansible
+    from callysto_infra import ansible, everyhub
 
     env = load_env(env_name)
     options = _options(group_name, check, tags, extra_vars, ansible_args)
-    _recap(ansible.run_playbook(env, playbook, options))
+    results = ansible.run_playbook(env, playbook, options, check=False)
+    _recap(results)
+    for line in everyhub.summary(results.outcomes()):
+        click.echo(line, err=True)
+    failure = results.failure()
+    if failure is not None:
+        raise failure

@@ -224,14 +224,15 @@ def destination_options(func):
 def homes(ctx: click.Context, env_name, host, to_dir, to_dataset, keep) -> None:
     """Snapshot every student's home and send it to the backup destination.
 
-    Takes <pool>/home@callysto-<time> recursively on each hub (or HOST), sends it incrementally
-    from the newest snapshot the destination already has, then keeps the newest snapshots on
-    the hub (homes_backup.keep in env.yaml, or --keep).
+    Takes <pool>/home@callysto-<time> recursively on every hub at once (or on HOST), sends it
+    incrementally from the newest snapshot the destination already has, then keeps the newest
+    snapshots on the hub (homes_backup.keep in env.yaml, or --keep). With several hubs, a line
+    per hub on stderr ends the run: a hub that is down or fails is named there, the others are
+    backed up all the same, and the command exits 1.
     """
     if ctx.invoked_subcommand is not None:
         return
-    from callysto_infra import homes_backup, progress
-    from callysto_infra.errors import CallystoError, OperationError
+    from callysto_infra import everyhub, homes_backup, progress
     from callysto_infra.sizes import human_size
 
     env = load_env(env_name)
@@ -240,19 +241,14 @@ def homes(ctx: click.Context, env_name, host, to_dir, to_dataset, keep) -> None:
         return
     dest = homes_backup.destination(env, to_dir, to_dataset)
     chosen = homes_backup.select_hubs(env, host)
-    failed: list[tuple[str, str]] = []
-    # One hub after the other (they share the destination's bandwidth); a hub that is down or
-    # fails is named and the others are still backed up.
-    for hub in chosen:
-        try:
-            with progress.bar(f"sending {hub.name}") as advance:
-                done = homes_backup.backup_hub(env, hub, dest, keep, advance)
-        except CallystoError as exc:
-            failed.append((hub.name, str(exc)))
-            if len(chosen) > 1:
-                _say(f"{hub.name}: NOT backed up: {exc}")
-            continue
-        click.echo(f"{done.hub}\t{homes_backup.home_dataset(hub)}@{done.snapshot}")
+    by_name = {hub.name: hub for hub in chosen}
+
+    def sent(outcome) -> None:
+        """A line for each hub backed up, as it ends (the summary names the others)."""
+        if not outcome.ok:
+            return
+        done = outcome.value
+        click.echo(f"{done.hub}\t{homes_backup.home_dataset(by_name[done.hub])}@{done.snapshot}")
         kind = f"incremental from {done.base}" if done.base else "full"
         pruned = f"; pruned {len(done.pruned_on_hub)} on the hub" if done.pruned_on_hub else ""
         if done.pruned_at_destination:
@@ -261,15 +257,26 @@ def homes(ctx: click.Context, env_name, host, to_dir, to_dataset, keep) -> None:
             f"sent {done.snapshot} of {done.hub} to {dest} ({kind}): "
             f"{human_size(done.bytes)}, {done.seconds:.1f} s{pruned}"
         )
-    if failed:
-        if len(chosen) > 1:
-            _say(f"backed up {len(chosen) - len(failed)} of {len(chosen)} hubs")
-        name, reason = failed[0]
-        raise OperationError(
-            f"{len(failed)} of {len(chosen)} hub(s) not backed up: {name}: {reason}"
-            if len(chosen) > 1
-            else reason
+
+    # Every hub at once, a stream each; a hub that is down or fails is named at the end, and
+    # the others are still backed up.
+    with progress.bars() as add_bar:
+        outcomes = everyhub.on_every_hub(
+            chosen,
+            lambda hub: homes_backup.backup_hub(
+                env, hub, dest, keep, add_bar(f"sending {hub.name}", None)
+            ),
+            done=sent,
         )
+    if len(chosen) > 1:
+        for line in everyhub.summary(outcomes, lambda done: f"backed up {done.snapshot}"):
+            _say(line)
+        failed = everyhub.failures(outcomes)
+        if failed:
+            _say(f"backed up {len(chosen) - len(failed)} of {len(chosen)} hubs")
+    failure = everyhub.failure(outcomes, "not backed up")
+    if failure is not None:
+        raise failure
 
 
 def _object_homes_backup(env, to_dir, to_dataset) -> None:

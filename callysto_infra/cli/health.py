@@ -23,8 +23,13 @@ from callysto_infra.cli.common import emit, env_option, json_option, load_env
 )
 @json_option
 def group(env_name: str | None, attempts: int, timeout: float, as_json: bool) -> None:
-    """Check the hub API, the proxy, the pool and free space."""
-    from callysto_infra import health
+    """Check the hub API, the proxy, the pool and free space.
+
+    Every hub is checked at once. With several hubs, a line per hub on stderr ends the
+    report ('hub-a: ok', 'hub-b: FAILED: proxy: ...'), and a failure names the first hub that
+    is not healthy.
+    """
+    from callysto_infra import everyhub, health
     from callysto_infra.errors import OperationError
 
     env = load_env(env_name)
@@ -33,9 +38,20 @@ def group(env_name: str | None, attempts: int, timeout: float, as_json: bool) ->
         f"{'ok' if item.ok else 'FAIL':<5} {item.name:<11} {item.detail}" for item in report.checks
     )
     emit(as_json, report.as_dict(), lines)
+    outcomes = report.outcomes()
+    if len(outcomes) > 1:
+        for line in everyhub.summary(outcomes):
+            click.echo(line, err=True)
     failure = report.first_failure
-    if failure is not None:
-        tries = f" after {report.attempts} attempts" if report.attempts > 1 else ""
+    if failure is None:
+        return
+    tries = f" after {report.attempts} attempts" if report.attempts > 1 else ""
+    unhealthy = everyhub.failures(outcomes)
+    if len(outcomes) > 1 and unhealthy:
         raise OperationError(
-            f"the hub of '{env.name}' is not healthy{tries}: {failure.name}: {failure.detail}"
+            f"{len(unhealthy)} of {len(outcomes)} hubs of '{env.name}' are not healthy{tries}: "
+            f"{unhealthy[0].line()}"
         )
+    raise OperationError(
+        f"the hub of '{env.name}' is not healthy{tries}: {failure.name}: {failure.detail}"
+    )

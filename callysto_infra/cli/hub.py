@@ -21,12 +21,21 @@ def group() -> None:
 @env_option
 @json_option
 def servers(env_name: str | None, as_json: bool) -> None:
-    """Who has a running server on which hub, since when, and the memory it uses."""
+    """Who has a running server on which hub, since when, and the memory it uses.
+
+    Every hub is asked at once. With several hubs, a line per hub on stderr ends the list; a
+    hub that did not answer is named there, the others' servers are listed, and the command
+    exits 1.
+    """
+    from callysto_infra import everyhub
     from callysto_infra import servers as servers_module
     from callysto_infra.sizes import human_size
 
     env = load_env(env_name)
-    found = servers_module.running(env, _note)
+    outcomes = servers_module.ask_every_hub(env)
+    if len(outcomes) == 1 and not outcomes[0].ok:
+        raise everyhub.failure(outcomes)  # one hub, one line: nothing was listed
+    found = [server for outcome in outcomes if outcome.ok for server in outcome.value or []]
     header = f"{'hub':<16} {'user':<40} {'started':<20} {'last activity':<20} memory"
     lines = [header] + [
         f"{s.hub:<16} {s.user:<40} {(s.started or '-')[:19]:<20} "
@@ -36,6 +45,16 @@ def servers(env_name: str | None, as_json: bool) -> None:
         for s in found
     ]
     emit(as_json, [s.as_dict() for s in found], lines if found else ["no server is running"])
+    if len(outcomes) > 1:
+        for line in everyhub.summary(outcomes, _servers_count):
+            _note(line)
+    failed = everyhub.failure(outcomes)
+    if failed is not None:
+        raise failed
+
+
+def _servers_count(found) -> str:
+    return f"{len(found)} server{'s' if len(found) != 1 else ''}"
 
 
 @group.command("stop-idle")

@@ -129,36 +129,52 @@ def set_(
 def list_(env_name: str | None, host: str | None, as_json: bool) -> None:
     """List every student's dataset with used, quota and available, largest first.
 
-    One 'zfs get' per hub, whatever the number of students (storage: object: one listing of
-    the environment's container).
+    One 'zfs get' per hub, whatever the number of students, every hub at once (storage:
+    object: one listing of the environment's container). With several hubs, a line per hub
+    on stderr ends the list; a hub that did not answer is named there, the others' homes are
+    listed, and the command exits 1.
     """
-    from callysto_infra import homes
+    from callysto_infra import everyhub, homes
     from callysto_infra.sizes import human_size
 
     env = load_env(env_name)
+    outcomes: list = []
     if is_object(env):
         from callysto_infra import objectstore
 
-        asked, found = [None], objectstore.list_homes(env)
+        found = objectstore.list_homes(env)
     else:
-        asked, found = homes.list_all_homes(env, host)
+        outcomes, found = homes.list_all_homes(env, host)
+        if len(outcomes) == 1 and not outcomes[0].ok:
+            raise everyhub.failure(outcomes)  # one hub, one line: nothing was listed
     if as_json:
         emit_json([h.as_dict() for h in found])
-        return
-    many = len(asked) > 1
-    header = ["USER", "USED", "QUOTA", "AVAILABLE", "BANNED"] + (["HUB"] if many else [])
-    rows = [
-        [
-            h.user_hash,
-            human_size(h.used),
-            human_size(h.refquota),
-            human_size(h.available),
-            "yes" if h.banned else "",
+    else:
+        many = len(outcomes) > 1
+        header = ["USER", "USED", "QUOTA", "AVAILABLE", "BANNED"] + (["HUB"] if many else [])
+        rows = [
+            [
+                h.user_hash,
+                human_size(h.used),
+                human_size(h.refquota),
+                human_size(h.available),
+                "yes" if h.banned else "",
+            ]
+            + ([h.hub] if many else [])
+            for h in found
         ]
-        + ([h.hub] if many else [])
-        for h in found
-    ]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    click.echo(f"{len(found)} home{'s' if len(found) != 1 else ''}", err=True)
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            cells = zip(row, widths, strict=True)
+            click.echo("  ".join(cell.ljust(w) for cell, w in cells).rstrip())
+        click.echo(_homes_count(len(found)), err=True)
+    if len(outcomes) > 1:
+        for line in everyhub.summary(outcomes, lambda listed: _homes_count(len(listed))):
+            _note(line)
+    failed = everyhub.failure(outcomes)
+    if failed is not None:
+        raise failed
+
+
+def _homes_count(count: int) -> str:
+    return f"{count} home{'s' if count != 1 else ''}"
