@@ -7,7 +7,9 @@ proxy's session too; no address is written anywhere; a reinstall keeps every has
 from __future__ import annotations
 
 import base64
+import json
 import os
+import signal
 import time
 import urllib.error
 import urllib.parse
@@ -34,6 +36,8 @@ MICROSOFT_ACCOUNT = f"{TOKEN}abcdef"[:16]
 DOOR_STUDENTS = (f"door.one.{TOKEN}@example.org", f"door.two.{TOKEN}@example.org")
 ADDRESSES = (GOOGLE, INSTITUTION, MICROSOFT, *DOOR_STUDENTS)
 DOOR_PORT = 18626  # the front door; its database 18627; 18628: a hub where nothing answers
+DEAD_HUB = f"http://127.0.0.1:{DOOR_PORT + 2}/"
+LINK = "hub/user-redirect/git-pull?repo=https%3A%2F%2Fgithub.com%2Fcallysto%2Fnotebooks"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -277,9 +281,8 @@ def _files(root: Path):
 @pytest.fixture(scope="module")
 def frontdoor(hub, tmp_path_factory):
     """The front door (callysto_login.frontdoor) as an SP of this hub's proxy, in front of two
-    hubs: this one, and one where nothing answers; the assignments in a real PostgreSQL."""
-    import json
-    import signal
+    hubs: this one, and one where nothing answers; the assignments in a real PostgreSQL. Its API
+    takes the fleet's token from the controller's file, made here as the first role would."""
     import socket
     import subprocess
     import sys
@@ -313,6 +316,9 @@ def frontdoor(hub, tmp_path_factory):
     with postgres.running(DOOR_PORT + 1) as database:
         (work / "db-password").write_text(database.password)
         (work / "cookie-secret").write_text(uuid.uuid4().hex + uuid.uuid4().hex)
+        token_file = hub.env_dir / "secrets" / "fleet-api-token"
+        token_file.touch(mode=0o600)
+        token_file.write_text(uuid.uuid4().hex + uuid.uuid4().hex + "\n")
         config = work / "frontdoor.json"
         config.write_text(json.dumps({
             "public_url": url,
@@ -323,9 +329,10 @@ def frontdoor(hub, tmp_path_factory):
             "database": database.conninfo,
             "database_password_file": str(work / "db-password"),
             "cookie_secret_file": str(work / "cookie-secret"),
+            "api_token_file": str(token_file),
             "hubs": [
                 {"name": "hub-a", "url": hub.url, "capacity": 100},
-                {"name": "hub-b", "url": f"http://127.0.0.1:{DOOR_PORT + 2}/", "capacity": 100},
+                {"name": "hub-b", "url": DEAD_HUB, "capacity": 100},
             ],
         }))  # fmt: skip
         package = (
@@ -343,7 +350,8 @@ def frontdoor(hub, tmp_path_factory):
                         break
                 assert process.poll() is None, (ARTIFACTS / "frontdoor.log").read_text()
                 time.sleep(0.1)
-            yield {"url": url, "database": database}
+            yield {"url": url, "database": database, "pid": process.pid,
+                   "token": token_file.read_text().strip()}  # fmt: skip
         finally:
             os.kill(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
@@ -367,12 +375,11 @@ def door_sign_in(browser, door, address: str, path: str):
 def test_the_front_door_sends_a_new_student_to_a_hub_and_keeps_the_link(hub, browser, frontdoor):
     from callysto_infra import assignments
 
-    link = "hub/user-redirect/git-pull?repo=https%3A%2F%2Fgithub.com%2Fcallysto%2Fnotebooks"
-    context, page = door_sign_in(browser, frontdoor, DOOR_STUDENTS[0], link)
+    context, page = door_sign_in(browser, frontdoor, DOOR_STUDENTS[0], LINK)
     page.wait_for_url(f"{hub.url}**", timeout=60_000)
     # The hub's own sign-in page, asked to go on to the same nbgitpuller link.
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query)
-    assert page.url.startswith(f"{hub.url}hub/login") and query["next"] == [f"/{link}"]
+    assert page.url.startswith(f"{hub.url}hub/login") and query["next"] == [f"/{LINK}"]
     # The front door forgot who it sent: the next student at this computer signs in anew.
     assert not [c for c in context.cookies() if c["name"] == "callysto-frontdoor-user"]
     page.goto(frontdoor["url"])
@@ -408,6 +415,43 @@ def test_a_forged_post_to_the_front_door_assigns_no_one(frontdoor):
     assert refused.value.code == 403
     with frontdoor["database"].connect(autocommit=True) as conn:
         assert sum(load.students for load in assignments.loads(conn)) == 2
+
+
+# --- a hub of the fleet lets in only its own students -------------------------------------------
+
+
+def ask_front_door(door, user: str, token: str | None) -> tuple[int, dict]:
+    """The front door's answer to a hub asking for USER's hub with TOKEN (None: no header)."""
+    query = urllib.parse.urlencode({"user": user})
+    request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
+        f"{door['url']}frontdoor/api/assignment?{query}",
+        headers={"Authorization": f"token {token}"} if token is not None else {},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read() or b"{}")
+
+
+def test_the_front_door_tells_only_the_fleet_which_hub_a_student_has(hub, frontdoor):
+    from callysto_infra import assignments
+
+    student = fresh_hash()
+    token = frontdoor["token"]
+    for wrong in (None, "", "0" * len(token), token[:-1], f"{token}0", token.upper()):
+        assert ask_front_door(frontdoor, student, wrong)[0] == 403, wrong
+    for bad in ("", "not-a-hash", student.upper(), student[:-1], f"{student}0", f"{student}\n"):
+        assert ask_front_door(frontdoor, bad, token)[0] == 400, bad
+    with frontdoor["database"].connect(autocommit=True) as conn:
+        assert assignments.find(conn, student) is None, "no refused question assigns anyone"
+    # A student with no hub yet gets one, as at the front door's own sign-in, and keeps it.
+    status, answer = ask_front_door(frontdoor, student, token)
+    assert status == 200
+    with frontdoor["database"].connect(autocommit=True) as conn:
+        assert answer["hub"] == assignments.find(conn, student)
+    assert answer["url"] == {"hub-a": hub.url, "hub-b": DEAD_HUB}[answer["hub"]]
+    assert ask_front_door(frontdoor, student, token) == (200, answer)
 
 
 def test_addresses_are_written_nowhere(hub):
