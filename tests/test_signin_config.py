@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -210,3 +211,87 @@ def test_every_hub_with_a_certificate_is_a_service_provider_of_the_proxy(tmp_pat
     )
     read = subprocess.run(["php", "-r", code], capture_output=True, text=True, check=True)
     assert read.stdout == "hub-1.callysto.farm hub-2.callysto.farm"
+
+
+# --- the hub's sign-in settings, on its own and in a fleet --------------------------------------
+
+
+class _Config:
+    """Stands for JupyterHub's `c`: records c.Section.setting = value."""
+
+    def __getattr__(self, name: str):
+        section = SimpleNamespace()
+        setattr(self, name, section)
+        return section
+
+
+def _hub_settings(tmp_path: Path, env_type: str, host: str, **inventory) -> SimpleNamespace:
+    """The authenticator's settings of the hub HOST, rendered from callysto_login's defaults and
+    template and run as JupyterHub runs its config file."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.plugins.loader import init_plugin_loader
+    from ansible.template import Templar, trust_as_template
+
+    init_plugin_loader()
+    defaults = yaml.safe_load((ROLES / "callysto_login" / "defaults" / "main.yml").read_text())
+    variables = {k: trust_as_template(v) if isinstance(v, str) else v for k, v in defaults.items()}
+    variables.update(
+        callysto_env_type=env_type,
+        callysto_secrets_dir=str(tmp_path / "secrets"),
+        hub_prefix=str(tmp_path / "hub"),
+        hub_fqdn="brave-otter.callysto.farm",
+        idp_proxy_fqdn="door.callysto.farm",
+        local_port=18040,
+        inventory_hostname=host,
+        groups={"hub": [host]},
+        hostvars={},
+    )
+    variables.update(inventory)
+    source = (ROLES / "callysto_login" / "templates" / "callysto_login_config.py.j2").read_text()
+    text = Templar(loader=DataLoader(), variables=variables).template(trust_as_template(source))
+    c = _Config()
+    code = compile(text, "callysto_login_config.py", "exec")
+    exec(code, {"sys": SimpleNamespace(path=[]), "c": c})  # noqa: S102
+    return c.CallystoSamlAuthenticator
+
+
+FLEET = [
+    {"name": name, "url": f"https://{name}.callysto.farm/", "capacity": 500, "state": "accepting"}
+    for name in ("brave-otter", "calm-heron")
+]
+
+
+def test_a_hub_on_its_own_asks_no_front_door(tmp_path):
+    settings = _hub_settings(tmp_path, "dev", "brave-otter.callysto.farm")
+    assert settings.hub_url == "https://brave-otter.callysto.farm/"
+    assert not [name for name in vars(settings) if name.startswith(("fleet", "frontdoor"))]
+
+
+def test_a_cloud_hub_of_a_fleet_asks_the_front_door_by_its_name(tmp_path):
+    settings = _hub_settings(
+        tmp_path,
+        "dev",
+        "calm-heron.callysto.farm",
+        fleet_hubs=FLEET,
+        groups={"hub": ["brave-otter.callysto.farm", "calm-heron.callysto.farm"],
+                "frontdoor": ["door.callysto.farm"]},
+    )  # fmt: skip
+    assert settings.fleet_name == "calm-heron"
+    assert settings.frontdoor_url == "https://door.callysto.farm/"
+    assert settings.fleet_token_file == str(tmp_path / "hub" / "secrets" / "fleet-api-token")
+    assert settings.fleet_timeout == 5.0
+
+
+def test_a_local_hub_of_a_fleet_asks_the_front_door_on_its_port(tmp_path):
+    settings = _hub_settings(
+        tmp_path,
+        "local",
+        "calm-heron",
+        fleet_hubs=FLEET,
+        groups={"hub": ["brave-otter", "calm-heron"], "frontdoor": ["front-door"]},
+        hostvars={"front-door": {"local_port": 18300}},
+        local_port=18340,  # the hub's own
+    )
+    assert settings.fleet_name == "calm-heron"
+    assert settings.frontdoor_url == "http://127.0.0.1:18300/"
+    assert settings.hub_url == "http://127.0.0.1:18340/"

@@ -2,12 +2,15 @@
 button, driven by Chromium in English and French, ends in a running server in the dataset of
 the hash `callysto user findhash --source ...` prints; forged, altered, replayed, expired and
 misdirected responses and a browser's REMOTE_USER header sign no one in; sign-out ends the
-proxy's session too; no address is written anywhere; a reinstall keeps every hash."""
+proxy's session too; no address is written anywhere; a reinstall keeps every hash. As a hub of
+a fleet it lets in only the students its front door assigns it, and sends the others on."""
 
 from __future__ import annotations
 
 import base64
+import json
 import os
+import signal
 import time
 import urllib.error
 import urllib.parse
@@ -32,8 +35,12 @@ MICROSOFT = f"kim.{TOKEN}@outlook.example.com"
 MICROSOFT_ACCOUNT = f"{TOKEN}abcdef"[:16]
 # Students who come in through the fleet's front door.
 DOOR_STUDENTS = (f"door.one.{TOKEN}@example.org", f"door.two.{TOKEN}@example.org")
-ADDRESSES = (GOOGLE, INSTITUTION, MICROSOFT, *DOOR_STUDENTS)
+# Students who open this hub's own name when it is a hub of the fleet.
+FLEET_STUDENTS = tuple(f"{n}.{TOKEN}@example.org" for n in ("elsewhere", "here", "stalled"))
+ADDRESSES = (GOOGLE, INSTITUTION, MICROSOFT, *DOOR_STUDENTS, *FLEET_STUDENTS)
 DOOR_PORT = 18626  # the front door; its database 18627; 18628: a hub where nothing answers
+DEAD_HUB = f"http://127.0.0.1:{DOOR_PORT + 2}/"
+LINK = "hub/user-redirect/git-pull?repo=https%3A%2F%2Fgithub.com%2Fcallysto%2Fnotebooks"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -277,9 +284,8 @@ def _files(root: Path):
 @pytest.fixture(scope="module")
 def frontdoor(hub, tmp_path_factory):
     """The front door (callysto_login.frontdoor) as an SP of this hub's proxy, in front of two
-    hubs: this one, and one where nothing answers; the assignments in a real PostgreSQL."""
-    import json
-    import signal
+    hubs: this one, and one where nothing answers; the assignments in a real PostgreSQL. Its API
+    takes the fleet's token from the controller's file, made here as the first role would."""
     import socket
     import subprocess
     import sys
@@ -313,6 +319,9 @@ def frontdoor(hub, tmp_path_factory):
     with postgres.running(DOOR_PORT + 1) as database:
         (work / "db-password").write_text(database.password)
         (work / "cookie-secret").write_text(uuid.uuid4().hex + uuid.uuid4().hex)
+        token_file = hub.env_dir / "secrets" / "fleet-api-token"
+        token_file.touch(mode=0o600)
+        token_file.write_text(uuid.uuid4().hex + uuid.uuid4().hex + "\n")
         config = work / "frontdoor.json"
         config.write_text(json.dumps({
             "public_url": url,
@@ -323,9 +332,10 @@ def frontdoor(hub, tmp_path_factory):
             "database": database.conninfo,
             "database_password_file": str(work / "db-password"),
             "cookie_secret_file": str(work / "cookie-secret"),
+            "api_token_file": str(token_file),
             "hubs": [
                 {"name": "hub-a", "url": hub.url, "capacity": 100},
-                {"name": "hub-b", "url": f"http://127.0.0.1:{DOOR_PORT + 2}/", "capacity": 100},
+                {"name": "hub-b", "url": DEAD_HUB, "capacity": 100},
             ],
         }))  # fmt: skip
         package = (
@@ -343,7 +353,8 @@ def frontdoor(hub, tmp_path_factory):
                         break
                 assert process.poll() is None, (ARTIFACTS / "frontdoor.log").read_text()
                 time.sleep(0.1)
-            yield {"url": url, "database": database}
+            yield {"url": url, "database": database, "pid": process.pid,
+                   "token": token_file.read_text().strip()}  # fmt: skip
         finally:
             os.kill(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
@@ -367,12 +378,11 @@ def door_sign_in(browser, door, address: str, path: str):
 def test_the_front_door_sends_a_new_student_to_a_hub_and_keeps_the_link(hub, browser, frontdoor):
     from callysto_infra import assignments
 
-    link = "hub/user-redirect/git-pull?repo=https%3A%2F%2Fgithub.com%2Fcallysto%2Fnotebooks"
-    context, page = door_sign_in(browser, frontdoor, DOOR_STUDENTS[0], link)
+    context, page = door_sign_in(browser, frontdoor, DOOR_STUDENTS[0], LINK)
     page.wait_for_url(f"{hub.url}**", timeout=60_000)
     # The hub's own sign-in page, asked to go on to the same nbgitpuller link.
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query)
-    assert page.url.startswith(f"{hub.url}hub/login") and query["next"] == [f"/{link}"]
+    assert page.url.startswith(f"{hub.url}hub/login") and query["next"] == [f"/{LINK}"]
     # The front door forgot who it sent: the next student at this computer signs in anew.
     assert not [c for c in context.cookies() if c["name"] == "callysto-frontdoor-user"]
     page.goto(frontdoor["url"])
@@ -408,6 +418,136 @@ def test_a_forged_post_to_the_front_door_assigns_no_one(frontdoor):
     assert refused.value.code == 403
     with frontdoor["database"].connect(autocommit=True) as conn:
         assert sum(load.students for load in assignments.loads(conn)) == 2
+
+
+# --- a hub of the fleet lets in only its own students -------------------------------------------
+
+
+def ask_front_door(door, user: str, token: str | None) -> tuple[int, dict]:
+    """The front door's answer to a hub asking for USER's hub with TOKEN (None: no header)."""
+    query = urllib.parse.urlencode({"user": user})
+    request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
+        f"{door['url']}frontdoor/api/assignment?{query}",
+        headers={"Authorization": f"token {token}"} if token is not None else {},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read() or b"{}")
+
+
+def test_the_front_door_tells_only_the_fleet_which_hub_a_student_has(hub, frontdoor):
+    from callysto_infra import assignments
+
+    student = fresh_hash()
+    token = frontdoor["token"]
+    for wrong in (None, "", "0" * len(token), token[:-1], f"{token}0", token.upper()):
+        assert ask_front_door(frontdoor, student, wrong)[0] == 403, wrong
+    for bad in ("", "not-a-hash", student.upper(), student[:-1], f"{student}0", f"{student}\n"):
+        assert ask_front_door(frontdoor, bad, token)[0] == 400, bad
+    with frontdoor["database"].connect(autocommit=True) as conn:
+        assert assignments.find(conn, student) is None, "no refused question assigns anyone"
+    # A student with no hub yet gets one, as at the front door's own sign-in, and keeps it.
+    status, answer = ask_front_door(frontdoor, student, token)
+    assert status == 200
+    with frontdoor["database"].connect(autocommit=True) as conn:
+        assert answer["hub"] == assignments.find(conn, student)
+    assert answer["url"] == {"hub-a": hub.url, "hub-b": DEAD_HUB}[answer["hub"]]
+    assert ask_front_door(frontdoor, student, token) == (200, answer)
+
+
+def assign_to(door, user_hash: str, name: str) -> None:
+    """USER_HASH's hub is NAME in the fleet's table (assigned, then moved if it must be)."""
+    from callysto_infra import assignments
+
+    with door["database"].connect(autocommit=True) as conn:
+        if assignments.assign(conn, user_hash)[0] != name:
+            assignments.move(conn, user_hash, name)
+
+
+@pytest.fixture(scope="class")
+def fleet_hub(hub, frontdoor):
+    """This hub as hub-a of the front door's fleet: the role's fleet settings set as an operator
+    overrides any default (the environment's group_vars), installed by make local; on its own
+    again afterwards."""
+    settings = hub.env_dir / "group_vars" / "all.yml"
+    settings.write_text(
+        "callysto_login_fleet_name: hub-a\n"
+        f"callysto_login_frontdoor_url: {frontdoor['url']}\n"
+        "callysto_login_fleet_timeout: 3\n"
+    )
+    try:
+        made = hub.make()
+        (ARTIFACTS / "make-local-signin-fleet.log").write_text(made.stdout + made.stderr)
+        assert made.returncode == 0, made.stderr[-3000:]
+        yield hub
+    finally:
+        settings.unlink()
+        again = hub.make()
+        assert again.returncode == 0, again.stderr[-3000:]
+
+
+@pytest.mark.usefixtures("fleet_hub")
+class TestAHubOfTheFleet:
+    def test_the_hub_keeps_the_fleets_token_private(self, hub, frontdoor):
+        copy = hub.hub_secrets / "fleet-api-token"
+        assert copy.read_text().strip() == frontdoor["token"], "the controller's, kept as it was"
+        assert copy.stat().st_mode & 0o777 == 0o600 and copy.stat().st_uid == 0
+        assert (hub.env_dir / "secrets" / "fleet-api-token").stat().st_mode & 0o777 == 0o600
+
+    def test_a_student_of_another_hub_is_sent_there_with_the_same_link(
+        self, hub, browser, frontdoor
+    ):
+        address = FLEET_STUDENTS[0]
+        user_hash = hub.findhash("--source", "google", address)
+        assign_to(frontdoor, user_hash, "hub-b")
+        context = browser.new_context()
+        # Nothing answers at hub-b's address: what counts is that the browser is sent there.
+        context.route(f"{DEAD_HUB}**", lambda route: route.fulfill(
+            status=200, content_type="text/html", body="<p id='hub-b'>hub-b</p>"))  # fmt: skip
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(f"{hub.url}hub/login?next={urllib.parse.quote('/' + LINK, safe='')}")
+        page.click("#source-google")
+        page.wait_for_selector("#email_input")
+        page.fill("#email_input", address)
+        page.click("#login_submit")
+        page.wait_for_selector("#hub-b")
+        assert page.url == DEAD_HUB + LINK
+        assert "jupyterhub-hub-login" not in [c["name"] for c in context.cookies(hub.url)]
+        context.close()
+        assert nothing_created(hub, user_hash)
+
+    def test_a_student_of_this_hub_signs_in_as_before(self, hub, frontdoor):
+        address = FLEET_STUDENTS[1]
+        user_hash = hub.findhash("--source", "google", address)
+        assign_to(frontdoor, user_hash, "hub-a")
+        student = Student(hub)
+        answer = student.sign_in("google", address)
+        assert answer.status_code == 302
+        assert answer.headers["Location"].startswith("/hub/")
+        assert student.signed_in_as() == user_hash
+
+    def test_a_front_door_that_does_not_answer_lets_no_one_in(self, hub, frontdoor):
+        address = FLEET_STUDENTS[2]
+        user_hash = hub.findhash("--source", "google", address)
+        student = Student(hub)
+        _, response = student.proxy_response("google", address)
+        # Stopped, the front door still takes connections but never answers: the hub's timeout.
+        os.kill(frontdoor["pid"], signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            answer = student.post_response(response)
+            waited = time.monotonic() - started
+        finally:
+            os.kill(frontdoor["pid"], signal.SIGCONT)
+        assert answer.status_code == 503
+        assert "Sign-in cannot check your hub right now" in answer.text
+        assert "try again in a minute" in answer.text
+        assert waited < 20, "the hub gave up after its fleet timeout (3 s)"
+        assert student.signed_in_as() is None
+        assert nothing_created(hub, user_hash)
 
 
 def test_addresses_are_written_nowhere(hub):

@@ -4,21 +4,38 @@ Each button of the sign-in page sends the student to the proxy with an AuthnRequ
 source; the proxy answers with a signed response carrying an encrypted assertion, whose
 persistent NameID (or eduPersonTargetedID) is the student's 40-hex user hash: the only thing the
 hub ever learns. No header a browser sends can sign anyone in.
+
+A hub of a fleet (fleet_name set) asks the fleet's front door which hub the student belongs to
+before it signs them in: a student of another hub is sent there, so that no one gets a second
+home by opening a hub's own name.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import quote
 
 from jupyterhub.auth import Authenticator
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.handlers.login import LogoutHandler
 from tornado import web
-from traitlets import Bool, Integer, Unicode, default
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from traitlets import Bool, Float, Integer, Unicode, default
 
 from callysto_login import SOURCES
 from callysto_login.saml import HASH_RE, ServiceProvider, SignInRefused
 
 # The browser's pending sign-in: the ID of the AuthnRequest it was sent with (signed cookie).
 REQUEST_COOKIE = "callysto-saml-request"
+
+
+class FleetUnanswered(Exception):
+    """The front door could not say which hub a student belongs to."""
+
+
+class FleetFull(Exception):
+    """The front door has no hub with room for a new student."""
 
 
 class SamlLoginHandler(BaseHandler):
@@ -57,6 +74,30 @@ class SamlAcsHandler(BaseHandler):
             raise web.HTTPError(
                 403, "The sign-in could not be completed: please try again."
             ) from None
+        if authenticator.fleet_name:
+            # Before login_user, which would make the student a user (and, at their server's
+            # first start, a home) here: a student of another hub gets neither.
+            try:
+                hub, url = await authenticator.fleet_hub_of(user_hash)
+            except FleetFull:
+                raise web.HTTPError(
+                    503,
+                    "Every hub is full: please try again later, or write to "
+                    f"{authenticator.support_email}.",
+                ) from None
+            except FleetUnanswered as reason:
+                self.log.error(
+                    "The front door could not say where %s belongs: %s", user_hash, reason
+                )
+                raise web.HTTPError(
+                    503, "Sign-in cannot check your hub right now: please try again in a minute."
+                ) from None
+            if hub != authenticator.fleet_name:
+                self.log.info("%s belongs to hub %s: sent there", user_hash, hub)
+                # The same path and query there (JupyterHub made next a path of this site), so
+                # links such as nbgitpuller's keep working.
+                self.redirect(url + next_url.lstrip("/"))
+                return
         user = await self.login_user({"saml_user": user_hash})
         if user is None:
             raise web.HTTPError(403, "The sign-in could not be completed: please try again.")
@@ -90,6 +131,22 @@ class CallystoSamlAuthenticator(Authenticator):
     )
     clock_skew = Integer(60, config=True, help="Seconds of clock difference accepted.")
     request_lifetime = Integer(600, config=True, help="Seconds a sign-in may take at the proxy.")
+    fleet_name = Unicode(
+        "",
+        config=True,
+        help="This hub's name in its fleet's assignment table; empty: a hub on its own, which "
+        "lets in every student.",
+    )
+    frontdoor_url = Unicode(config=True, help="The fleet's front door, ending in '/'.")
+    fleet_token_file = Unicode(
+        config=True, help="The fleet's API token, with which the hub asks the front door (0600)."
+    )
+    fleet_timeout = Float(
+        5.0,
+        config=True,
+        help="Seconds the front door has to answer (to connect, and in all); then sign-in is "
+        "refused for now rather than guessed.",
+    )
     allow_hash_sign_in = Bool(
         False,
         config=True,
@@ -148,6 +205,36 @@ class CallystoSamlAuthenticator(Authenticator):
         """The user hash and next URL of the response (see ServiceProvider.accept)."""
         return self.sp.accept(encoded, request_id)
 
+    async def fleet_hub_of(self, user_hash: str) -> tuple[str, str]:
+        """The name and URL of USER_HASH's hub, from the front door (which assigns a new
+        student one). FleetUnanswered when it cannot tell; FleetFull when no hub has room."""
+        try:
+            token = Path(self.fleet_token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise FleetUnanswered(f"the fleet token: {exc.strerror}") from None
+        request = HTTPRequest(
+            f"{self.frontdoor_url}frontdoor/api/assignment?user={quote(user_hash)}",
+            headers={"Authorization": f"token {token}"},
+            connect_timeout=self.fleet_timeout,
+            request_timeout=self.fleet_timeout,
+            follow_redirects=False,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        except (HTTPClientError, OSError) as exc:  # no connection, or no answer in time
+            raise FleetUnanswered(str(exc)) from None
+        try:
+            answer = json.loads(response.body or b"{}")
+        except ValueError:
+            answer = {}
+        answer = answer if isinstance(answer, dict) else {}
+        if response.code == 503 and answer.get("error") == "fleet full":
+            raise FleetFull()
+        hub, url = answer.get("hub"), answer.get("url")
+        if response.code != 200 or not isinstance(hub, str) or not _is_hub_url(url):
+            raise FleetUnanswered(f"HTTP {response.code}: {(response.body or b'')[:200]!r}")
+        return hub, url
+
     def proxy_logout_url(self) -> str:
         """The proxy's sign-out, which returns to the hub's sign-in page."""
         return self.sp.logout_url(self.hub_url + "hub/login")
@@ -184,3 +271,7 @@ class CallystoSamlAuthenticator(Authenticator):
         if self.allow_hash_sign_in and HASH_RE.fullmatch(name):
             return name
         return None
+
+
+def _is_hub_url(url) -> bool:
+    return isinstance(url, str) and url.startswith(("https://", "http://")) and url.endswith("/")

@@ -6,6 +6,8 @@ it learns the same user hash the hubs will), looks the hash up in the fleet's as
 transaction; then it redirects to that hub's own name with the same path and query, so links
 such as nbgitpuller's /hub/user-redirect/git-pull?... keep working through it. When the
 student's hub does not answer, it says so on a page of its own and never sends them elsewhere.
+The hubs ask it too (GET /frontdoor/api/assignment, with the fleet's token), so that a student
+who signs in at a hub's own name is let in only at their own hub.
 
 Run: python -m callysto_login.frontdoor CONFIG.json (written by the playbook; see load_config).
 """
@@ -13,6 +15,7 @@ Run: python -m callysto_login.frontdoor CONFIG.json (written by the playbook; se
 from __future__ import annotations
 
 import asyncio
+import hmac
 import html
 import json
 import sys
@@ -57,6 +60,7 @@ class Config:
     cookie_secret: str
     hubs: tuple[Hub, ...]
     support_email: str
+    api_token: str = ""  # the fleet's token the hubs ask with; empty: no API
 
 
 def _secret(path: str) -> str:
@@ -66,7 +70,8 @@ def _secret(path: str) -> str:
 def load_config(path: str) -> Config:
     """The front door's settings (JSON): its public URL and listening address, its SAML key pair
     and the proxy's metadata, the database (its password in a file of its own), the cookie
-    secret's file, and the hubs with their URLs, capacities and states."""
+    secret's file, the hubs with their URLs, capacities and states, and optionally the file
+    of the fleet's API token (api_token_file) the hubs ask with."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     public_url = data["public_url"]
     sp = ServiceProvider(
@@ -91,6 +96,7 @@ def load_config(path: str) -> Config:
         cookie_secret=_secret(data["cookie_secret_file"]),
         hubs=hubs,
         support_email=data.get("support_email", "support@callysto.ca"),
+        api_token=_secret(data["api_token_file"]) if data.get("api_token_file") else "",
     )
 
 
@@ -215,6 +221,40 @@ class AcsHandler(Handler):
         self.redirect(next_path or "/")
 
 
+class AssignmentHandler(Handler):
+    """GET /frontdoor/api/assignment?user=HASH, with 'Authorization: token TOKEN': the student's
+    hub as {"hub": name, "url": its URL}, assigned now when they have none, by the same call as
+    a sign-in here, so one place decides. A hub asks before it lets a student in."""
+
+    async def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        token = self.door.config.api_token
+        if not token:
+            raise web.HTTPError(404)
+        scheme, _, given = self.request.headers.get("Authorization", "").partition(" ")
+        # Compared in constant time, so the answer's timing tells nothing of the token.
+        if scheme.lower() != "token" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            self.set_status(403)
+            self.finish({"error": "a fleet token is needed"})
+            return
+        user = self.get_argument("user", "", strip=False)
+        try:
+            assignments.check_hash(user)
+        except ValueError:
+            self.set_status(400)
+            self.finish({"error": "user must be a user hash (40 lower-case hex digits)"})
+            return
+        try:
+            name = await self.door.run(self.door.assign, user)
+        except assignments.FleetFull:
+            self.set_status(503)
+            self.finish({"error": "fleet full"})
+            return
+        self.finish({"hub": name, "url": self.door.hubs[name].url})
+
+
 class RouteHandler(Handler):
     """Every other path: the student's hub, at the same path and query."""
 
@@ -273,6 +313,7 @@ def _local_path(value: str) -> str:
 def make_app(door: FrontDoor) -> web.Application:
     return web.Application(
         [
+            (r"/frontdoor/api/assignment", AssignmentHandler),
             (r"/frontdoor/login/([a-z]+)", LoginHandler),
             (r"/frontdoor/saml/acs", AcsHandler),
             (r"/frontdoor/health", HealthHandler),
