@@ -150,6 +150,10 @@ def hubs(env: Environment) -> list[Hub]:
     if env.type == "local":
         return sorted(local_hubs(env), key=lambda hub: hub.name)
     key = str(env.ssh_key_file) if env.ssh_key_file.exists() else None
+    # A state read the fast way (tfstate.Located: ssh, ansible hosts) has no settings, and needs
+    # no pool; every command that reads ZFS loads the environment in full.
+    config = getattr(env, "config", None)
+    pool = config.hub.pool if config is not None else Hub.pool
     found = [
         Hub(
             name=host.name,
@@ -160,7 +164,7 @@ def hubs(env: Environment) -> list[Hub]:
             ssh_key=key,
             known_hosts=str(env.known_hosts_file),
             ssh_port=host.ssh_port or 22,
-            pool=env.config.hub.pool,
+            pool=pool,
         )
         for host in tfstate.hosts(env)
         if "hub" in host.groups

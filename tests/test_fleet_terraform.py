@@ -124,5 +124,14 @@ def test_fleet_settings_are_checked_in_one_line(callysto, envs_dir, one_line_err
     edit_env(envs_dir, lambda d: d.update(hubs=3), name="big")
     one_line_error(callysto("ansible", "hosts", "--env", "big"), "list its hubs by name", code=2)
     ok(callysto("env", "new", "local", "here"))
+    # A local environment with hubs is a fleet on this machine: pet-named hubs and a front door.
     edit_env(envs_dir, lambda d: d.update(hubs=2), name="here")
-    one_line_error(callysto("ansible", "hosts", "--env", "here"), "runs one hub", code=2)
+    listed = ok(callysto("ansible", "hosts", "--env", "here")).stdout.split()
+    assert len(listed) == 3 and "front-door" in listed and "here" not in listed
+    edit_env(envs_dir, lambda d: d.update(hubs=[{"name": "a", "floating_ip": "203.0.113.9"}]),
+             name="here")  # fmt: skip
+    one_line_error(callysto("ansible", "hosts", "--env", "here"), "runs on this machine", code=2)
+    edit_env(envs_dir, lambda d: d.update(hubs=[{"name": "front-door"}]), name="here")
+    one_line_error(
+        callysto("ansible", "hosts", "--env", "here"), "is taken on a local fleet", code=2
+    )
