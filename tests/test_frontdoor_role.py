@@ -310,7 +310,7 @@ def test_secrets_are_the_service_users_alone(door):
     uid = pwd.getpwnam(USER).pw_uid
     info = secrets.stat()
     assert (stat.S_IMODE(info.st_mode), info.st_uid) == (0o700, uid)
-    names = {"saml-sp.key", "saml-sp.crt", "db-password", "cookie-secret"}
+    names = {"saml-sp.key", "saml-sp.crt", "db-password", "cookie-secret", "fleet-api-token"}
     assert {p.name for p in secrets.iterdir()} == names
     for path in secrets.iterdir():
         info = path.stat()
