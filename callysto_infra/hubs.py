@@ -128,6 +128,13 @@ def local_hubs(env: Environment) -> list[Hub]:
     ]
 
 
+def container_prefix(env: Environment, hub: Hub) -> str:
+    """What HUB's students' containers are named with, before the user name (the inventory's
+    hub_container_prefix, the jupyterhub role's DockerSpawner.name_template): hubs that share
+    a Docker daemon (a local fleet's) each have their own."""
+    return f"callysto-{hub.name}-" if is_local_fleet(env) else "callysto-"
+
+
 def local_docker_prefix(env: Environment) -> Path:
     """Where a local fleet's one Docker daemon keeps its files: its hubs share it (and the
     students' image), since they share the machine."""

@@ -181,6 +181,7 @@ def build(env: Environment) -> Inventory:
                         "hub_prefix": hub.prefix,
                         "local_port": hub.port,
                         "hub_docker_prefix": str(hubs.local_docker_prefix(env).resolve()),
+                        "hub_container_prefix": hubs.container_prefix(env, hub),
                     },
                 )
     else:

@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from callysto_infra.everyhub import Outcome
     from callysto_infra.hubs import Hub
 
-# Containers of students' servers are named after the user (the role's DockerSpawner.name_template).
-CONTAINER_PREFIX = "callysto-"
 _UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
           "kB": 1000, "MB": 1000**2, "GB": 1000**3}  # fmt: skip
 _MEMORY_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([A-Za-z]+)")
@@ -69,12 +67,15 @@ def container_memory(env: Environment, hub: Hub) -> dict[str, int]:
         return {}
     if not result.ok:
         return {}
+    # Containers are named after the user (the role's DockerSpawner.name_template); a daemon
+    # shared by a local fleet's hubs also runs the other hubs' containers.
+    prefix = hubs.container_prefix(env, hub)
     usage: dict[str, int] = {}
     for line in result.stdout.splitlines():
         name, _, memory = line.partition("\t")
         size = _memory(memory)
-        if name.startswith(CONTAINER_PREFIX) and size is not None:
-            usage[name.removeprefix(CONTAINER_PREFIX)] = size
+        if name.startswith(prefix) and size is not None:
+            usage[name.removeprefix(prefix)] = size
     return usage
 
 
