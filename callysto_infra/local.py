@@ -33,6 +33,8 @@ SERVICES = (
 FLEET_HUB_SERVICES = ("jupyterhub", "jupyterhub-proxy")
 # PostgreSQL's fast shutdown is SIGINT (TERM would wait for every client to leave).
 FAST_STOP = {"frontdoor-postgres": "INT/30/KILL/5"}
+# The pid file of a zfs-fuse the zfs role started, in the data directory (zfs_fuse_pidfile).
+ZFS_PIDFILE = "zfs-fuse.pid"
 # A local Swift (storage: object without an endpoint; the swift_local role), after the hub.
 SWIFT_SERVICES = ("proxy", "object", "container", "account", "memcached")
 
@@ -117,6 +119,13 @@ def up(name: str | None, say: Say, *, install: bool = True, hubs_count: int | No
     if created:
         say(f"created environment '{env.name}' in {env.path}")
     check_reachable(env)
+    listed = {hub.pool for hub in hubs.local_hubs(env)}
+    left = [hub.pool for hub in pools(env) if hub.pool not in listed]
+    if left:
+        say(
+            f"note: {env.data_dir} also holds pool {', '.join(left)}, of a hub env.yaml no "
+            "longer lists: its students' files stay there; 'make local/destroy' removes it too"
+        )
     if install:
         bootstrap(say)
     provision(env, say)
@@ -198,9 +207,13 @@ def _proxy_prefix(env: Environment) -> Path:
 def proxy_memory_dir(env: Environment) -> Path:
     """Where the local sign-in proxy keeps its sessions, in memory (the idp_proxy role's
     idp_proxy_run_dir)."""
+    return _memory_dir(_proxy_prefix(env))
+
+
+def _memory_dir(prefix: Path) -> Path:
     import hashlib
 
-    digest = hashlib.sha1(str(_proxy_prefix(env).resolve()).encode(), usedforsecurity=False)
+    digest = hashlib.sha1(str(prefix.resolve()).encode(), usedforsecurity=False)
     # A tmpfs on purpose: the proxy's sessions must never reach a disk.
     return Path("/dev/shm") / f"callysto-idp-{digest.hexdigest()[:12]}"  # noqa: S108
 
@@ -217,47 +230,59 @@ def _remove_empty_mountpoints(mountpoint: str | None) -> None:
             return
 
 
-def _stop_own_zfs_daemon(hub: hubs.Hub, directory: Path, say: Say) -> None:
+def _stop_own_zfs_daemon(hub: hubs.Hub, directory: Path, say: Say) -> bool:
     """Stop the zfs-fuse daemon the playbook started for this environment (its pid file is in the
-    data directory), unless other pools still need it. A daemon started otherwise is left alone."""
-    pidfile = directory / "zfs-fuse.pid"
+    data directory), unless other pools still need it: then it stays, and so does its pid file
+    (True). A daemon started otherwise is left alone."""
+    pidfile = directory / ZFS_PIDFILE
     if not pidfile.exists():
-        return
+        return False
     try:
         others = zfs.pool_names(hub)
     except zfs.ZfsError:
         others = []  # no daemon answers: there is nothing to leave running for
     if others:
-        say("leaving zfs-fuse running: other pools use it")
-        return
+        say(f"leaving zfs-fuse running (other pools use it); its pid file stays in {directory}")
+        return True
     say("stopping zfs-fuse")
     runner.run(
         ["start-stop-daemon", "--stop", "--oknodo", "--pidfile", str(pidfile), "--retry", "TERM/30"]
     )
+    return False
 
 
 def _pidfiles(env: Environment) -> list[tuple[str, Path]]:
-    """What runs for ENV, in the order it stops, each with its pid file."""
-    if not hubs.is_local_fleet(env):
-        run_dir = env.hub_prefix / "run"
-        swift_run = env.data_dir / "swift" / "run"
-        return [(s, run_dir / f"{s}.pid") for s in SERVICES] + [
-            (f"swift {s}", swift_run / f"{s}.pid") for s in SWIFT_SERVICES
-        ]
-    # The front door first (no one is sent to a stopping hub), then each hub, then what they
-    # shared: the sign-in proxy, the assignment table and the Docker daemon.
-    door = _proxy_prefix(env) / "run"
+    """What runs for ENV, in the order it stops, each with its pid file. Taken from what is on
+    disk, not only from env.yaml: a hub taken out of `hubs:`, or an environment switched between
+    one hub and a fleet, still has its services stopped."""
+    data = env.data_dir
+    door = data / hubs.FRONTDOOR_HOST / "run"
+    single = env.hub_prefix / "run"
+    swift_run = data / "swift" / "run"
+    # The front door first (no one is sent to a stopping hub), then each hub (which stops its
+    # students' servers), then what they share: the sign-in proxy, the assignment table and
+    # the Docker daemon.
     found = [("frontdoor", door / "frontdoor.pid")]
-    for hub in hubs.local_hubs(env):
-        run_dir = Path(hub.prefix or "") / "run"
-        found += [(f"{hub.name} {s}", run_dir / f"{s}.pid") for s in FLEET_HUB_SERVICES]
-    docker_run = hubs.local_docker_prefix(env) / "run"
-    return [
-        *found,
+    for run_dir in sorted((data / "hubs").glob("*/run")):
+        found += [(f"{run_dir.parent.name} {s}", run_dir / f"{s}.pid") for s in FLEET_HUB_SERVICES]
+    found += [(s, single / f"{s}.pid") for s in SERVICES]
+    found += [
         ("idp-proxy", door / "idp-proxy.pid"),
         ("frontdoor-postgres", door / "frontdoor-postgres.pid"),
-        ("jupyterhub-docker", docker_run / "jupyterhub-docker.pid"),
+        ("jupyterhub-docker", hubs.local_docker_prefix(env) / "run" / "jupyterhub-docker.pid"),
     ]
+    return found + [(f"swift {s}", swift_run / f"{s}.pid") for s in SWIFT_SERVICES]
+
+
+def pools(env: Environment) -> list[hubs.Hub]:
+    """ENV's pools on this machine: its hubs' as env.yaml lists them, and any other whose file
+    vdevs are in its data directory (a hub taken out of `hubs:`, the one hub before the
+    environment became a fleet), so that destroy leaves no pool over deleted files."""
+    listed = {hub.pool: hub for hub in hubs.local_hubs(env)}
+    on_disk = {path.name[: -len("-1.img")] for path in env.data_dir.glob("*-[12].img")}
+    for pool in sorted(on_disk - set(listed)):
+        listed[pool] = hubs.Hub(name=pool, address=None, pool=pool)
+    return list(listed.values())
 
 
 def stop(env: Environment, say: Say) -> None:
@@ -274,8 +299,8 @@ def stop(env: Environment, say: Say) -> None:
                 "--retry", FAST_STOP.get(service, "TERM/30/KILL/5"), "--remove-pidfile",
             ]
         )  # fmt: skip
-    docker = hubs.local_docker_prefix(env) if hubs.is_local_fleet(env) else env.hub_prefix
-    _unmount_below(docker / "run" / "docker")
+    for docker in (hubs.local_docker_prefix(env), env.hub_prefix):
+        _unmount_below(docker / "run" / "docker")
 
 
 def _unmount_below(directory: Path) -> None:
@@ -317,11 +342,21 @@ def destroy(env: Environment, say: Say) -> None:
     and salt stay, so the next 'make local' starts afresh with the same user hashes."""
     stop(env, say)
     directory = env.data_dir
-    every = hubs.local_hubs(env)
+    every = pools(env)
     for here in every:
         _destroy_pool(here, directory, say)
-    _stop_own_zfs_daemon(every[0], directory, say)
-    shutil.rmtree(proxy_memory_dir(env), ignore_errors=True)
+    daemon_stays = _stop_own_zfs_daemon(every[0], directory, say)
+    for prefix in (env.hub_prefix, directory / hubs.FRONTDOOR_HOST):
+        shutil.rmtree(_memory_dir(prefix), ignore_errors=True)
     if directory.is_dir():
         say(f"removing {directory}")
-        shutil.rmtree(directory)
+        keep = directory / ZFS_PIDFILE if daemon_stays else None
+        for entry in directory.iterdir():
+            if entry == keep:
+                continue  # so a later destroy can still stop the daemon it names
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        if keep is None:
+            directory.rmdir()

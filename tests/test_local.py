@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 import yaml
@@ -132,3 +133,30 @@ def test_a_reachable_clone_keeps_its_data_beside_env_yaml(monkeypatch):
         env = environments.create("local", "site")
         assert env.config.local.data_dir == "data"
         assert env.data_dir == Path(clone) / "envs" / "site" / "data"
+
+
+def test_destroy_of_a_fleet_removes_every_pool_of_its_data_even_of_a_hub_no_longer_listed(
+    envs_dir, callysto, zfs_daemon, tmp_path
+):
+    data = tmp_path / "data"
+    data.mkdir()
+    base = f"cy{uuid.uuid4().hex[:6]}"
+    made = [make_pool(data, f"{base}-{hub}") for hub in ("hub-a", "hub-b", "gone")]
+    try:
+        env = local_env_on(base, str(data))
+        path = env.path / "env.yaml"
+        config = yaml.safe_load(path.read_text())
+        config["hubs"] = [{"name": "hub-a"}, {"name": "hub-b"}]  # 'gone' was taken out
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        asked = callysto("local", "destroy", "--env", "site", input="no\n")
+        assert asked.returncode == 1 and all(_zpool_exists(p.name) for p in made)
+        assert (
+            f"{base}-gone" in asked.stderr and "Type the environment's name (site)" in asked.stderr
+        )
+        result = callysto("local", "destroy", "--env", "site", input="site\n")
+        assert result.returncode == 0, result.stderr
+        assert not any(_zpool_exists(p.name) for p in made)
+        assert not data.exists()
+    finally:
+        for pool in made:
+            destroy_pool(pool.name)

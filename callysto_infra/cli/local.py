@@ -53,10 +53,10 @@ def stop(env_name: str | None) -> None:
 @flag("--yes", help="Do not ask.")
 def destroy(env_name: str | None, yes: bool) -> None:
     """Remove the local hub's pool and its files (asks first)."""
-    from callysto_infra import hubs, local
+    from callysto_infra import local
 
     env = local.load_local(env_name)
-    pools = [hub.pool for hub in hubs.local_hubs(env)]
+    pools = [hub.pool for hub in local.pools(env)]
     if not yes:
         # One pool: type its name; a fleet's several: the environment's.
         answer = pools[0] if len(pools) == 1 else env.name
