@@ -17,3 +17,14 @@ class OperationError(CallystoError):
     """The operation was attempted and failed."""
 
     exit_code = 1
+
+
+class Unreachable(OperationError):
+    """A hub (or other host) could not be reached at all: WHY says what the connection said.
+    Fleet commands report such a hub as UNREACHABLE rather than FAILED."""
+
+    def __init__(self, host: str, address: str | None, why: str):
+        where = f" ({address})" if address else ""
+        super().__init__(f"hub '{host}'{where} is unreachable: {why}")
+        self.host = host
+        self.why = why

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callysto_infra import runner, tfstate
-from callysto_infra.errors import OperationError, UsageError
+from callysto_infra.errors import OperationError, Unreachable, UsageError
 
 if TYPE_CHECKING:
     from callysto_infra.environments import Environment
@@ -75,9 +75,7 @@ class Hub:
         check = kwargs.pop("check", True)
         result = runner.run(self.ssh_argv(argv), check=False, **kwargs)
         if result.returncode == 255:
-            raise OperationError(
-                f"hub '{self.name}' ({self.address}) is unreachable: {runner.last_line(result)}"
-            )
+            raise Unreachable(self.name, self.address, runner.last_line(result))
         if check and not result.ok:
             raise OperationError(
                 f"'{argv[0]}' failed on hub '{self.name}': {runner.last_line(result)}"
@@ -152,9 +150,12 @@ def local_frontdoor(env: Environment) -> Hub:
     )
 
 
-def hubs(env: Environment) -> list[Hub]:
-    """Every hub of ENV, in a stable order."""
+def hubs(env: Environment, group: str = "hub") -> list[Hub]:
+    """Every hub of ENV (or, with GROUP, every host of that inventory group, e.g. the front
+    door), in a stable order."""
     if env.type == "local":
+        if group == "frontdoor":
+            return [local_frontdoor(env)] if is_local_fleet(env) else []
         return sorted(local_hubs(env), key=lambda hub: hub.name)
     key = str(env.ssh_key_file) if env.ssh_key_file.exists() else None
     # A state read the fast way (tfstate.Located: ssh, ansible hosts) has no settings, and needs
@@ -174,7 +175,7 @@ def hubs(env: Environment) -> list[Hub]:
             pool=pool,
         )
         for host in tfstate.hosts(env)
-        if "hub" in host.groups
+        if group in host.groups
     ]
     return sorted(found, key=lambda hub: hub.name)
 
