@@ -70,3 +70,16 @@ def test_shell_completion_comes_from_click():
         check=False,
     )
     assert result.returncode == 0 and "complete" in result.stdout
+
+
+@pytest.mark.parametrize("typed", ["3\n", " 3", "+3", "3_0", "٣", "0"])
+@pytest.mark.parametrize(
+    "argv",
+    [["health", "--attempts"], ["local", "up", "--no-install", "--hubs"]],
+    ids=lambda argv: " ".join(argv[:-1]),
+)
+def test_a_count_is_digits_only(envs_dir, callysto, one_line_error, argv, typed):
+    """Python's int() takes '3\\n', ' 3', '+3', '3_0' and other scripts' digits: a count given
+    to a command must be plain digits, or it is refused before anything is made."""
+    one_line_error(callysto(*argv, typed), argv[-1], code=2)
+    assert not any(envs_dir.iterdir())

@@ -8,6 +8,7 @@ import click
 
 from callysto_infra import validate
 from callysto_infra.cli.common import (
+    Count,
     emit_json,
     env_option,
     flag,
@@ -63,7 +64,7 @@ def _say(line: str) -> None:
 )
 @click.option("--recipients-file", type=_key_file, help="Encrypt to the age keys in this file.")
 @click.option("--passphrase-file", type=_key_file, help="Encrypt with the passphrase in this file.")
-@click.option("--keep", type=click.IntRange(min=1), help="Archives to keep (default: config, 30).")
+@click.option("--keep", type=Count(min=1), help="Archives to keep (default: config, 30).")
 @_signing_key_option
 @click.pass_context
 def group(
@@ -219,7 +220,7 @@ def destination_options(func):
 @group.group("homes", invoke_without_command=True)
 @hub_options(json=False)
 @destination_options
-@click.option("--keep", type=click.IntRange(min=1), help="Snapshots kept on the hub.")
+@click.option("--keep", type=Count(min=1), help="Snapshots kept on the hub.")
 @click.pass_context
 def homes(ctx: click.Context, env_name, host, to_dir, to_dataset, keep) -> None:
     """Snapshot every student's home and send it to the backup destination.

@@ -19,6 +19,18 @@ CONTEXT_SETTINGS = {
 }
 
 
+class Count(click.IntRange):
+    """A whole number from MIN to MAX written as digits only: Python's int() would also take
+    '3\n', ' 3', '+3' or '3_0'."""
+
+    name = "count"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+            self.fail(f"{value!r} is not a whole number (digits only)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def _command_path(ctx: click.Context | None) -> str:
     return ctx.command_path if ctx is not None else "callysto"
 

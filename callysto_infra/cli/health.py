@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from callysto_infra.cli.common import emit, env_option, json_option, load_env
+from callysto_infra.cli.common import Count, emit, env_option, json_option, load_env
 
 
 @click.command("health")
@@ -12,7 +12,7 @@ from callysto_infra.cli.common import emit, env_option, json_option, load_env
 @click.option(
     "--attempts",
     default=1,
-    type=click.IntRange(1, 1000),
+    type=Count(1, 1000),
     help="Rounds of checks before giving up (a hub that is still starting needs a few).",
 )
 @click.option(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from callysto_infra.cli.common import env_option, flag, typed
+from callysto_infra.cli.common import Count, env_option, flag, typed
 
 
 def _say(message: str) -> None:
@@ -25,7 +25,7 @@ def group() -> None:
 @click.option(
     "--hubs",
     "hubs_count",
-    type=click.IntRange(1, 20),
+    type=Count(1, 20),
     default=None,
     help="A fleet of this many hubs behind a front door (a new environment's 'hubs:').",
 )
