@@ -4,11 +4,12 @@ cloud hub gets, stop it keeping the data, or destroy its pool and files."""
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callysto_infra import environments, health, hubs, runner, zfs
+from callysto_infra import environments, health, hubs, paths, runner, zfs
 from callysto_infra.errors import OperationError, UsageError
 from callysto_infra.progress import Say
 
@@ -230,25 +231,61 @@ def _remove_empty_mountpoints(mountpoint: str | None) -> None:
             return
 
 
-def _stop_own_zfs_daemon(hub: hubs.Hub, directory: Path, say: Say) -> bool:
-    """Stop the zfs-fuse daemon the playbook started for this environment (its pid file is in the
-    data directory), unless other pools still need it: then it stays, and so does its pid file
-    (True). A daemon started otherwise is left alone."""
-    pidfile = directory / ZFS_PIDFILE
-    if not pidfile.exists():
-        return False
+def _zfs_daemon_for_destroy(env: Environment, say: Say) -> None:
+    """Start zfs-fuse when ENV's pool files are on disk but no daemon answers (after a reboot,
+    say): zfs-fuse keeps its pools in a cache and imports them at its next start, so files
+    removed under a pool never destroyed would come back as a FAULTED pool. The pid file goes
+    where the playbook keeps it, so the daemon is stopped again at the end of destroy."""
+    if not any(env.data_dir.glob("*-[12].img")):
+        return
+    hub = hubs.local_hubs(env)[0]
+    try:
+        zfs.pool_names(hub)
+        return  # a daemon answers
+    except zfs.ZfsError:
+        pass
+    say("starting zfs-fuse to destroy the pools")
+    pidfile = env.data_dir / ZFS_PIDFILE
+    pidfile.unlink(missing_ok=True)  # zfs-fuse will not start over a pid file, even a stale one
+    runner.run([runner.which("zfs-fuse", "install zfs-fuse"), "--pidfile", str(pidfile)])
+    for _ in range(100):
+        try:
+            zfs.pool_names(hub)
+            return
+        except zfs.ZfsError:
+            time.sleep(0.1)
+    raise OperationError("zfs-fuse started but does not answer: see 'zpool list'")
+
+
+def _stop_own_zfs_daemon(env: Environment, hub: hubs.Hub, say: Say) -> None:
+    """Stop the zfs-fuse daemon the playbook started for ENV (its pid file is in the data
+    directory), unless pools of others still need it: then it stays and its pid file moves to
+    the environment's own folder, so the data directory can go and a later destroy can still stop
+    it. A daemon started otherwise is left alone."""
+    kept = env.path / ZFS_PIDFILE
+    pidfile = next((p for p in (env.data_dir / ZFS_PIDFILE, kept) if p.exists()), None)
+    if pidfile is None:
+        return
     try:
         others = zfs.pool_names(hub)
     except zfs.ZfsError:
         others = []  # no daemon answers: there is nothing to leave running for
     if others:
-        say(f"leaving zfs-fuse running (other pools use it); its pid file stays in {directory}")
-        return True
+        if pidfile != kept:
+            shutil.move(pidfile, kept)
+        say(
+            f"leaving zfs-fuse running for the pools {', '.join(others)} (not this "
+            f"environment's); its pid file is now {paths.display(kept)}"
+        )
+        return
     say("stopping zfs-fuse")
     runner.run(
-        ["start-stop-daemon", "--stop", "--oknodo", "--pidfile", str(pidfile), "--retry", "TERM/30"]
-    )
-    return False
+        [
+            "start-stop-daemon", "--stop", "--oknodo", "--pidfile", str(pidfile),
+            "--exec", runner.which("zfs-fuse", "install zfs-fuse"), "--retry", "TERM/30",
+        ]
+    )  # fmt: skip
+    pidfile.unlink(missing_ok=True)
 
 
 def _pidfiles(env: Environment) -> list[tuple[str, Path]]:
@@ -342,21 +379,13 @@ def destroy(env: Environment, say: Say) -> None:
     and salt stay, so the next 'make local' starts afresh with the same user hashes."""
     stop(env, say)
     directory = env.data_dir
+    _zfs_daemon_for_destroy(env, say)
     every = pools(env)
     for here in every:
         _destroy_pool(here, directory, say)
-    daemon_stays = _stop_own_zfs_daemon(every[0], directory, say)
+    _stop_own_zfs_daemon(env, every[0], say)
     for prefix in (env.hub_prefix, directory / hubs.FRONTDOOR_HOST):
         shutil.rmtree(_memory_dir(prefix), ignore_errors=True)
     if directory.is_dir():
         say(f"removing {directory}")
-        keep = directory / ZFS_PIDFILE if daemon_stays else None
-        for entry in directory.iterdir():
-            if entry == keep:
-                continue  # so a later destroy can still stop the daemon it names
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-        if keep is None:
-            directory.rmdir()
+        shutil.rmtree(directory)

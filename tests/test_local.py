@@ -3,6 +3,7 @@ the local environment's own (a real zfs-fuse pool)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import uuid
@@ -11,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from callysto_infra import environments
-from tests.conftest import make_pool
+from tests.conftest import PROJECT, make_pool
 from tests.pools import destroy_pool
 
 
@@ -160,3 +161,56 @@ def test_destroy_of_a_fleet_removes_every_pool_of_its_data_even_of_a_hub_no_long
     finally:
         for pool in made:
             destroy_pool(pool.name)
+
+
+def test_make_local_hubs_refuses_a_bad_count_or_an_environment_of_another_size(
+    envs_dir, callysto, one_line_error
+):
+    """HUBS reaches `local up --hubs` as typed; a bad one, or one that does not match the
+    environment already there, is refused before anything is installed or created."""
+
+    def make(*variables: str):
+        return subprocess.run(
+            ["make", "--no-print-directory", "local", "ENV=site", *variables],
+            capture_output=True, text=True, cwd=PROJECT, check=False, timeout=120,
+            env={**os.environ, "CALLYSTO_ENVS_DIR": str(envs_dir)},
+        )  # fmt: skip
+
+    for bad in ("0", "3\n", "3_0", "$(shell touch x)"):
+        refused = make(f"HUBS={bad}")
+        assert refused.returncode == 2 and "--hubs" in refused.stderr, refused.stderr
+        assert not (envs_dir / "site").exists() and not (PROJECT / "x").exists()
+    environments.create("local", "site")
+    before = (envs_dir / "site" / "env.yaml").read_text()
+    one_line_error(make("HUBS=3"), "has 1 hub(s), not 3", "hubs: 3", code=2, alone=False)
+    assert (envs_dir / "site" / "env.yaml").read_text() == before
+
+
+def test_destroy_leaves_zfs_fuse_to_pools_of_others_and_keeps_its_pid_file_outside_the_data(
+    envs_dir, callysto, zfs_daemon, tmp_path
+):
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    data.mkdir()
+    elsewhere.mkdir()
+    ours, theirs = make_pool(data), make_pool(elsewhere)
+    # A pid file as the playbook leaves it when it started zfs-fuse for this environment; it
+    # names a process that is not zfs-fuse, which nothing may signal.
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        env = local_env_on(ours.name, str(data))
+        (data / "zfs-fuse.pid").write_text(f"{bystander.pid}\n")
+        result = callysto("local", "destroy", "--env", "site", input=f"{ours.name}\n")
+        assert result.returncode == 0, result.stderr
+        assert not _zpool_exists(ours.name) and _zpool_exists(theirs.name)
+        assert not data.exists(), "the data directory goes even while zfs-fuse stays"
+        kept = env.path / "zfs-fuse.pid"
+        assert kept.read_text() == f"{bystander.pid}\n"
+        said = [line for line in result.stderr.splitlines() if "leaving zfs-fuse running" in line]
+        assert len(said) == 1 and theirs.name in said[0] and ours.name not in said[0]
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+        destroy_pool(theirs.name)
+        if _zpool_exists(ours.name):
+            destroy_pool(ours.name)
