@@ -178,17 +178,34 @@ def open_connection(
         ) from None
 
 
+def failed(env: Environment, conn: psycopg.Connection, where: str, exc: Exception) -> str:
+    """What to tell the operator when a query of a connection that did open failed: the
+    server went away (a restart, the network, the tunnel), or it refused that query."""
+    if conn.broken:
+        return (
+            f"the connection to the fleet database at {where} was lost ({_reason(exc)}): "
+            f"run the command again once it answers; {how_to_start(env)}"
+        )
+    return f"the fleet database at {where} refused a query: {_reason(exc)}"
+
+
 @contextlib.contextmanager
 def connect(env: Environment) -> Iterator[psycopg.Connection]:
-    """A connection (autocommit) to ENV's fleet database, open while the block runs."""
+    """A connection (autocommit) to ENV's fleet database, open while the block runs. A database
+    error in the block (the server gone, a query refused) ends as one OperationError line."""
+    import psycopg
+
     require_fleet(env)
     password = read_password(env)
     with _endpoint(env) as (host, port, where):
         conn = open_connection(env, host, port, where, password)
-        with conn:
-            if conn.execute("SELECT to_regclass('hubs')").fetchone()[0] is None:
-                raise OperationError(
-                    f"the fleet database at {where} has no hubs table yet: the front door makes "
-                    f"it when it starts; {how_to_start(env)}"
-                )
-            yield conn
+        try:
+            with conn:
+                if conn.execute("SELECT to_regclass('hubs')").fetchone()[0] is None:
+                    raise OperationError(
+                        f"the fleet database at {where} has no hubs table yet: the front door "
+                        f"makes it when it starts; {how_to_start(env)}"
+                    )
+                yield conn
+        except psycopg.Error as exc:
+            raise OperationError(failed(env, conn, where, exc)) from None

@@ -14,8 +14,9 @@ import time
 import psycopg
 import pytest
 import yaml
+from psycopg import sql
 
-from callysto_infra import environments, fleetdb, secretfiles
+from callysto_infra import assignments, environments, fleetdb, secretfiles
 from callysto_infra.errors import OperationError
 from tests import postgres
 
@@ -150,6 +151,74 @@ def test_a_cloud_environment_without_a_front_door_has_no_fleet_database(
     environments.create("dev", "lone-hub")
     result = callysto("fleet", "list", "--env", "lone-hub")
     one_line_error(result, "has no front door, so no fleet database", code=2)
+
+
+# --- a connection that opened, and then a query failed -------------------------------------------
+
+FLEET_PASSWORD = "a-local-fleet-password"
+
+LOCAL_FLEET = f"""\
+type: local
+host:
+  name: near
+  domain: localhost.localdomain
+local:
+  port: {DB_PORT - 4}  # its database on port + 4, this module's server
+hubs:
+  - name: north
+  - name: south
+"""
+
+
+@pytest.fixture
+def local_fleet(envs_dir, database):
+    """A local fleet whose database `callysto` is this module's server's, its tables made by
+    the server's owner (as a front door set up by hand might leave them), not by `callysto`."""
+    with database.connect(autocommit=True) as owner:
+        owner.execute("DROP DATABASE IF EXISTS callysto WITH (FORCE)")
+        owner.execute("DROP ROLE IF EXISTS callysto")
+        owner.execute(
+            sql.SQL("CREATE ROLE callysto LOGIN PASSWORD {}").format(sql.Literal(FLEET_PASSWORD))
+        )
+        owner.execute("CREATE DATABASE callysto")
+    with psycopg.connect(
+        host="127.0.0.1", port=DB_PORT, dbname="callysto", user=postgres.OWNER,
+        password=database.password, autocommit=True,
+    ) as tables:  # fmt: skip
+        assignments.create_schema(tables)
+        assignments.set_hubs(tables, [("north", 10, "accepting"), ("south", 10, "accepting")])
+    env = environments.create("local", "near")
+    (env.path / environments.ENV_FILE).write_text(LOCAL_FLEET)
+    secretfiles.write(env.secrets_dir / fleetdb.PASSWORD_FILE, FLEET_PASSWORD + "\n")
+    return environments.load("near")
+
+
+def test_a_query_the_database_refuses_is_one_line(local_fleet, callysto, one_line_error):
+    # The tables are the owner's: `callysto` may connect, and its first read is refused.
+    result = callysto("fleet", "find", "--env", "near", "a" * 40)
+    one_line_error(
+        result,
+        f"the fleet database at 127.0.0.1:{DB_PORT} refused a query",
+        "permission denied",
+        code=1,
+    )
+    assert FLEET_PASSWORD not in result.stderr + result.stdout
+
+
+def test_a_database_that_goes_away_after_the_connect_is_one_error(local_fleet, database):
+    with (
+        pytest.raises(OperationError) as raised,
+        fleetdb.connect(local_fleet) as conn,
+    ):
+        pid = conn.info.backend_pid
+        with database.connect(autocommit=True) as owner:
+            assert owner.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+        conn.execute("SELECT count(*) FROM hubs")
+    message = str(raised.value)
+    assert message.startswith(
+        f"the connection to the fleet database at 127.0.0.1:{DB_PORT} was lost"
+    )
+    assert "run the command again" in message and "\n" not in message
 
 
 def test_the_tunnel_names_a_front_door_that_refuses_the_key(envs_dir, sshd):
