@@ -55,7 +55,7 @@ def member(env: Environment, name: str) -> Member:
         if name in (candidate.name, getattr(candidate.hub, "name", None)):
             return candidate
     known = ", ".join(m.name for m in every)
-    raise UsageError(f"unknown hub '{name}' in environment '{env.name}' (known: {known})")
+    raise UsageError(f"unknown hub {name!r} in environment '{env.name}' (known: {known})")
 
 
 # --- fleet list ----------------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def edited(env: Environment, text: str, name: str, state: str) -> str:
                 entry["state"] = state
             break
     else:
-        raise UsageError(f"hub '{name}' is not listed under hubs: in env.yaml")
+        raise UsageError(f"hub {name!r} is not listed under hubs: in env.yaml")
     out = io.StringIO()
     yaml.dump(data, out)
     return out.getvalue()

@@ -141,7 +141,7 @@ def _journaled(
         raise UsageError(f"no move of {user_hash} is under way")
     if to_name is not None and member(env, to_name).name != current.to_hub:
         raise UsageError(
-            f"the move of {user_hash} under way is to '{current.to_hub}', not '{to_name}'"
+            f"the move of {user_hash} under way is to '{current.to_hub}', not {to_name!r}"
         )
     source = member(env, current.from_hub).place(env)
     return current, source, member(env, current.to_hub).place(env)

@@ -491,6 +491,9 @@ def refusals(user: str, stranger: str) -> list[tuple[list[str], str]]:
         (["move", user, "--cleanup"], "no move of"),
         (["find", "nobody"], "invalid user"),
         (["drain", "nowhere"], "unknown hub 'nowhere'"),
+        (["drain", "north\n"], "invalid host name 'north\\n'"),
+        (["accept", "north south"], "invalid host name 'north south'"),
+        (["move", user, "--to", "south\n"], "invalid host name 'south\\n'"),
         (["accept", "NORTH"], "unknown hub 'NORTH'"),
         (["rebalance"], "move the students it lists one by one"),
     ]  # fmt: skip

@@ -221,6 +221,30 @@ def test_a_database_that_goes_away_after_the_connect_is_one_error(local_fleet, d
     assert "run the command again" in message and "\n" not in message
 
 
+def test_a_hub_name_with_more_than_the_name_is_refused_before_anything(
+    local_fleet, database, callysto, one_line_error
+):
+    env_yaml = local_fleet.path / environments.ENV_FILE
+    before = env_yaml.read_text()
+    for args in (
+        ["drain", "north\n"],
+        ["accept", "south\n"],
+        ["drain", "north;south"],
+        ["move", "a" * 40, "--to", "south\n"],
+    ):
+        result = callysto("fleet", args[0], "--env", "near", *args[1:])
+        bad = next(arg for arg in args if arg.startswith(("north", "south")))
+        one_line_error(result, f"invalid host name {bad!r}", code=2)
+        assert env_yaml.read_text() == before, args
+    with psycopg.connect(
+        host="127.0.0.1", port=DB_PORT, dbname="callysto", user=postgres.OWNER,
+        password=database.password,
+    ) as tables:  # fmt: skip
+        assert {load.name: load.state for load in assignments.loads(tables)} == {
+            "north": "accepting", "south": "accepting",
+        }  # fmt: skip
+
+
 def test_the_tunnel_names_a_front_door_that_refuses_the_key(envs_dir, sshd):
     env = cloud_fleet(sshd["port"])  # its key is not authorized there
     with (

@@ -92,7 +92,13 @@ def find(env_name: str | None, as_json: bool, user: str) -> None:
 
 @group.command("move", epilog=USER_HELP, short_help="Move a student's home to another hub.")
 @env_option
-@click.option("--to", "to_hub", metavar="HUB", help="The hub to move USER to.")
+@click.option(
+    "--to",
+    "to_hub",
+    metavar="HUB",
+    callback=validated(validate.host),
+    help="The hub to move USER to.",
+)
 @click.option("--abort", is_flag=True, help="Roll back USER's move that has not switched yet.")
 @click.option("--cleanup", is_flag=True, help="After a finished move: destroy the old frozen home.")
 @click.argument("user", callback=validated(validate.user_ref))
@@ -137,7 +143,7 @@ def move(env_name: str | None, to_hub: str | None, abort: bool, cleanup: bool, u
 
 @group.command("drain", short_help="Send no new students to HUB; its own stay.")
 @env_option
-@click.argument("hub")
+@click.argument("hub", callback=validated(validate.host))
 def drain(env_name: str | None, hub: str) -> None:
     """Send no new students to HUB; those it holds stay (move them with 'fleet move').
 
@@ -149,7 +155,7 @@ def drain(env_name: str | None, hub: str) -> None:
 
 @group.command("accept", short_help="Let HUB take new students again.")
 @env_option
-@click.argument("hub")
+@click.argument("hub", callback=validated(validate.host))
 def accept(env_name: str | None, hub: str) -> None:
     """Let HUB take new students again (undoes 'fleet drain'), in env.yaml and the database."""
     _set_state(env_name, hub, "accepting")
