@@ -525,6 +525,21 @@ def test_a_move_onto_a_hub_that_has_a_home_already_is_refused_first(
     assert journal(fleet, user) is None and writable(fleet, "north", user)
 
 
+def test_a_move_off_a_hub_gone_from_env_yaml_says_to_list_it_again(fleet, callysto, one_line_error):
+    user = student(10)
+    before = enrol(fleet, user, "east")
+    text = fleet.env_yaml.read_text()
+    gone = "  - name: east\n    capacity: 5   # a small hub\n"
+    assert gone in text
+    fleet.env_yaml.write_text(text.replace(gone, ""))
+    result = callysto("fleet", "move", "--env", "fleet", user, "--to", "south")
+    one_line_error(
+        result, f"{user} is on hub 'east', which is no longer in env.yaml", "'hubs:'", code=2
+    )
+    assert hub_of(fleet, user) == "east" and journal(fleet, user) is None
+    assert writable(fleet, "east", user) and digests(fleet, "east", user) == before
+
+
 def test_an_environment_without_a_fleet_database_is_refused(envs_dir, callysto, one_line_error):
     environments.create("local", "single")
     for args in (["list"], ["find", student(1)], ["drain", "single"], ["rebalance", "--dry-run"]):

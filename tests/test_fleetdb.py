@@ -170,22 +170,24 @@ hubs:
 """
 
 
-@pytest.fixture
-def local_fleet(envs_dir, database):
+def make_local_fleet(database, tables_by: str, password: str):
     """A local fleet whose database `callysto` is this module's server's, its tables made by
-    the server's owner (as a front door set up by hand might leave them), not by `callysto`."""
+    TABLES_BY (PASSWORD) and synced as the front door syncs them: env.yaml's north and south,
+    and east, no longer in env.yaml but still holding a student, so kept draining."""
     with database.connect(autocommit=True) as owner:
         owner.execute("DROP DATABASE IF EXISTS callysto WITH (FORCE)")
         owner.execute("DROP ROLE IF EXISTS callysto")
         owner.execute(
             sql.SQL("CREATE ROLE callysto LOGIN PASSWORD {}").format(sql.Literal(FLEET_PASSWORD))
         )
-        owner.execute("CREATE DATABASE callysto")
+        owner.execute("CREATE DATABASE callysto OWNER callysto")
     with psycopg.connect(
-        host="127.0.0.1", port=DB_PORT, dbname="callysto", user=postgres.OWNER,
-        password=database.password, autocommit=True,
+        host="127.0.0.1", port=DB_PORT, dbname="callysto", user=tables_by, password=password,
+        autocommit=True,
     ) as tables:  # fmt: skip
         assignments.create_schema(tables)
+        assignments.set_hubs(tables, [("east", 5, "accepting")])
+        tables.execute("INSERT INTO assignments (user_hash, hub) VALUES (%s, 'east')", (ON_EAST,))
         assignments.set_hubs(tables, [("north", 10, "accepting"), ("south", 10, "accepting")])
     env = environments.create("local", "near")
     (env.path / environments.ENV_FILE).write_text(LOCAL_FLEET)
@@ -193,8 +195,30 @@ def local_fleet(envs_dir, database):
     return environments.load("near")
 
 
-def test_a_query_the_database_refuses_is_one_line(local_fleet, callysto, one_line_error):
-    # The tables are the owner's: `callysto` may connect, and its first read is refused.
+ON_EAST = "e" * 40
+
+
+@pytest.fixture
+def local_fleet(envs_dir, database):
+    """The fleet's tables made by `callysto`, as the front door makes them."""
+    return make_local_fleet(database, "callysto", FLEET_PASSWORD)
+
+
+@pytest.fixture
+def foreign_tables_fleet(envs_dir, database):
+    """The fleet's tables made by the server's owner (as a database set up by hand might be),
+    so `callysto` may connect and find them but not read them."""
+    return make_local_fleet(database, postgres.OWNER, database.password)
+
+
+def tables_of(database) -> psycopg.Connection:
+    return psycopg.connect(
+        host="127.0.0.1", port=DB_PORT, dbname="callysto", user=postgres.OWNER,
+        password=database.password, autocommit=True,
+    )  # fmt: skip
+
+
+def test_a_query_the_database_refuses_is_one_line(foreign_tables_fleet, callysto, one_line_error):
     result = callysto("fleet", "find", "--env", "near", "a" * 40)
     one_line_error(
         result,
@@ -236,13 +260,22 @@ def test_a_hub_name_with_more_than_the_name_is_refused_before_anything(
         bad = next(arg for arg in args if arg.startswith(("north", "south")))
         one_line_error(result, f"invalid host name {bad!r}", code=2)
         assert env_yaml.read_text() == before, args
-    with psycopg.connect(
-        host="127.0.0.1", port=DB_PORT, dbname="callysto", user=postgres.OWNER,
-        password=database.password,
-    ) as tables:  # fmt: skip
+    with tables_of(database) as tables:
         assert {load.name: load.state for load in assignments.loads(tables)} == {
-            "north": "accepting", "south": "accepting",
+            "east": "draining", "north": "accepting", "south": "accepting",
         }  # fmt: skip
+
+
+def test_a_move_off_a_hub_gone_from_env_yaml_says_to_list_it_again(
+    local_fleet, database, callysto, one_line_error
+):
+    result = callysto("fleet", "move", "--env", "near", ON_EAST, "--to", "south")
+    one_line_error(
+        result, f"{ON_EAST} is on hub 'east', which is no longer in env.yaml", "'hubs:'", code=2
+    )
+    with tables_of(database) as tables:
+        assert assignments.find(tables, ON_EAST) == "east"
+        assert tables.execute("SELECT count(*) FROM moves").fetchone() == (0,)
 
 
 def test_the_tunnel_names_a_front_door_that_refuses_the_key(envs_dir, sshd):
