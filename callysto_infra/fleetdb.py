@@ -97,12 +97,17 @@ def _accepts(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+# What the tunnel's ssh runs on the front door: it ends at the end of its input, so the tunnel
+# ends when the pipe to its stdin closes, which it does when this command ends in any way.
+TUNNEL_COMMAND = "cat"
+
+
 def tunnel_argv(door: hubs.Hub, local_port: int, remote_port: int) -> list[str]:
-    """ssh forwarding 127.0.0.1:LOCAL_PORT here to 127.0.0.1:REMOTE_PORT on DOOR, and nothing
-    else (-N); a port it cannot forward ends it (ExitOnForwardFailure) rather than leaving a
-    tunnel that goes nowhere."""
-    argv = door.ssh_argv()
-    forward = ["-N", "-o", "ExitOnForwardFailure=yes"]
+    """ssh forwarding 127.0.0.1:LOCAL_PORT here to 127.0.0.1:REMOTE_PORT on DOOR while
+    TUNNEL_COMMAND runs there; a port it cannot forward ends it (ExitOnForwardFailure) rather
+    than leaving a tunnel that goes nowhere."""
+    argv = door.ssh_argv([TUNNEL_COMMAND])
+    forward = ["-T", "-o", "ExitOnForwardFailure=yes"]
     forward += ["-L", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}"]
     at = argv.index("--")  # options before the target (see Hub.ssh_argv)
     return [*argv[:at], *forward, *argv[at:]]
@@ -111,9 +116,11 @@ def tunnel_argv(door: hubs.Hub, local_port: int, remote_port: int) -> list[str]:
 @contextlib.contextmanager
 def tunnel(door: hubs.Hub, remote_port: int = FRONTDOOR_DB_PORT) -> Iterator[int]:
     """A port on 127.0.0.1 here that leads to DOOR's 127.0.0.1:REMOTE_PORT while the block
-    runs; the ssh process is stopped by its pid afterwards."""
+    runs; the ssh process is stopped by its pid afterwards, and ends by itself if this process
+    is killed first (its stdin is a pipe that dies with us)."""
     local_port = _free_port()
-    with runner.background(tunnel_argv(door, local_port, remote_port)) as ssh:
+    argv = tunnel_argv(door, local_port, remote_port)
+    with runner.background(argv, hold_stdin=True) as ssh:
         deadline = time.monotonic() + TUNNEL_SECONDS
         while not _accepts(local_port):
             if ssh.exited() is not None:

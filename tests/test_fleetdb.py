@@ -7,8 +7,10 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 
 import psycopg
@@ -113,9 +115,9 @@ def test_the_tunnel_reaches_the_database_beside_the_front_door_and_stops(envs_di
     door = fleetdb.frontdoor(env)
     assert door.name == DOOR and door.ssh_port == sshd["port"]
     argv = fleetdb.tunnel_argv(door, 40000, 5432)
-    assert argv[-2:] == ["--", f"{getpass.getuser()}@127.0.0.1"]
+    assert argv[-3:] == ["--", f"{getpass.getuser()}@127.0.0.1", fleetdb.TUNNEL_COMMAND]
     assert argv[argv.index("-L") + 1] == "127.0.0.1:40000:127.0.0.1:5432"
-    assert "ExitOnForwardFailure=yes" in argv and "-N" in argv
+    assert "ExitOnForwardFailure=yes" in argv and "-N" not in argv
     with (
         fleetdb.tunnel(door, remote_port=DB_PORT) as port,
         psycopg.connect(
@@ -126,6 +128,56 @@ def test_the_tunnel_reaches_the_database_beside_the_front_door_and_stops(envs_di
         assert conn.execute("SELECT 1").fetchone() == (1,)
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0, "the tunnel is gone"
+
+
+HOLDER = """\
+import os, sys, time
+from callysto_infra import environments, fleetdb
+env = environments.load(sys.argv[1])
+with fleetdb.tunnel(fleetdb.frontdoor(env), remote_port=int(sys.argv[2])) as port:
+    me = os.getpid()
+    children = open(f"/proc/{me}/task/{me}/children").read().split()
+    print(port, *children, flush=True)
+    time.sleep(600)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_the_tunnel_dies_with_a_process_killed_with_sigkill(envs_dir, sshd, database):
+    env = cloud_fleet(sshd["port"], sshd["authorized_keys"])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, env.name, str(DB_PORT)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "CALLYSTO_ENVS_DIR": str(envs_dir)},
+    )  # fmt: skip
+    ssh_pids: list[int] = []
+    try:
+        port, *children = holder.stdout.readline().split()
+        ssh_pids = [int(pid) for pid in children]
+        assert len(ssh_pids) == 1, "the tunnel is one ssh process"
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", int(port))) == 0, "the tunnel is open"
+        holder.kill()  # SIGKILL: no finally, no atexit
+        holder.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while alive(ssh_pids[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(ssh_pids[0]), "ssh outlived the process that opened the tunnel"
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", int(port))) != 0, "the tunnel is gone"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=10)
+        for pid in ssh_pids:  # only what this test started
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_front_door_that_ssh_cannot_reach_is_one_line(envs_dir, callysto, one_line_error):
