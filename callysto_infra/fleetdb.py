@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from callysto_infra import hubs, runner, secretfiles, tfstate
+from callysto_infra import hubs, runner, secretfiles
 from callysto_infra.errors import OperationError, UsageError
 from callysto_infra.paths import display
 
@@ -67,22 +67,13 @@ def read_password(env: Environment) -> str:
 def frontdoor(env: Environment) -> hubs.Hub:
     """The front door of a cloud fleet, from the Terraform state (inventory group frontdoor),
     reached over SSH like a hub: the environment's key and known_hosts."""
-    found = [host for host in tfstate.hosts(env) if "frontdoor" in host.groups]
+    found = hubs.hubs(env, group="frontdoor")
     if not found:
         raise OperationError(
             f"the Terraform state of '{env.name}' lists no front door: run "
             f"'callysto terraform apply --env {env.name}'"
         )
-    host = found[0]
-    return hubs.Hub(
-        name=host.name,
-        address=host.address,
-        ssh_user=host.ssh_user,
-        groups=host.groups,
-        ssh_key=str(env.ssh_key_file) if env.ssh_key_file.exists() else None,
-        known_hosts=str(env.known_hosts_file),
-        ssh_port=host.ssh_port or 22,
-    )
+    return found[0]
 
 
 def _free_port() -> int:
