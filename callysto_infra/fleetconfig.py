@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callysto_infra import environments
+from callysto_infra import environments, settings
+from callysto_infra.env_schema import EnvConfig
 from callysto_infra.errors import OperationError, UsageError
 from callysto_infra.paths import display
 
@@ -148,17 +149,10 @@ def prepare(env: Environment, name: str, state: str) -> Edit:
         return Edit(path, before, before)  # so already: a count of hubs stays a count
     after = edited(env, before, name, state)
     _same_but_hubs(before, after)
-    fd, check = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".check")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(after)
-        try:
-            config = environments.parse_config(Path(check))
-        except UsageError as exc:
-            message = str(exc).replace(display(Path(check)), display(path), 1)
-            raise UsageError(f"{message} (after the edit; nothing was written)") from None
-    finally:
-        Path(check).unlink(missing_ok=True)
+        config = settings.parse(after, path, EnvConfig)
+    except UsageError as exc:
+        raise UsageError(f"{exc} (after the edit; nothing was written)") from None
     if [(h.name, h.state) for h in config.fleet] != [
         (h.name, state if h.name == name else h.state) for h in env.config.fleet
     ]:
