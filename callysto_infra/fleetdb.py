@@ -199,10 +199,19 @@ def connect(env: Environment) -> Iterator[psycopg.Connection]:
         conn = open_connection(env, host, port, where, password)
         try:
             with conn:
-                if conn.execute("SELECT to_regclass('hubs')").fetchone()[0] is None:
+                # The front door makes the tables at its start (assignments.SCHEMA); one set
+                # up before moves were journaled there makes the moves table at its next start.
+                found = conn.execute("SELECT to_regclass('hubs'), to_regclass('moves')")
+                hubs_table, moves_table = found.fetchone()
+                if hubs_table is None:
                     raise OperationError(
                         f"the fleet database at {where} has no hubs table yet: the front door "
                         f"makes it when it starts; {how_to_start(env)}"
+                    )
+                if moves_table is None:
+                    raise OperationError(
+                        f"the fleet database at {where} has no moves table yet: the front door "
+                        f"makes it when it starts, so restart it; {how_to_start(env)}"
                     )
                 yield conn
         except psycopg.Error as exc:

@@ -88,7 +88,6 @@ def run(
     """Move USER_HASH to hub TO_NAME, or finish the move an earlier run began; returns what
     was done in one line. SAY hears of each step as it is reached."""
     target = member(env, to_name)  # an unknown hub is refused before anything
-    moves.create_schema(conn)
     with one_at_a_time(conn, user_hash):
         current = moves.journal(conn, user_hash)
         if current is not None and current.to_hub != target.name:
@@ -149,7 +148,7 @@ def _journaled(
 ) -> tuple[moves.Move, moves.Place, moves.Place]:
     if to_name is not None:
         member(env, to_name)  # an unknown hub is an unknown hub, journal or not
-    current = moves.journal(conn, user_hash) if moves.has_journal(conn) else None
+    current = moves.journal(conn, user_hash)
     if current is None:
         raise UsageError(f"no move of {user_hash} is under way")
     if to_name is not None and member(env, to_name).name != current.to_hub:

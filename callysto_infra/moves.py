@@ -1,6 +1,7 @@
 """Moving a student's home from one hub of a fleet to another, safely and resumably.
 
-A move is a journal row in the fleet's PostgreSQL (table `moves`, one per student) and a fixed
+A move is a journal row in the fleet's PostgreSQL (table `moves`, one per student, made with
+the assignments' schema: assignments.SCHEMA) and a fixed
 sequence of steps, each recorded when done, so a move interrupted anywhere (Ctrl-C, the network,
 either hub failing, kill -9) resumes at the next run, or is rolled back with `abort` until the
 switch:
@@ -39,17 +40,6 @@ if TYPE_CHECKING:
 
 STEPS = ("started", "frozen", "sent", "verified", "placed", "switched", "done")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS moves (
-    user_hash text PRIMARY KEY REFERENCES assignments (user_hash),
-    from_hub text NOT NULL REFERENCES hubs (name),
-    to_hub text NOT NULL REFERENCES hubs (name),
-    step text NOT NULL,
-    snapshot text NOT NULL,
-    started_at timestamptz NOT NULL DEFAULT now()
-);
-"""
-
 
 @dataclass(frozen=True)
 class Place:
@@ -76,20 +66,8 @@ class Move:
     snapshot: str
 
 
-def create_schema(conn: psycopg.Connection) -> None:
-    with conn.transaction():
-        conn.execute(SCHEMA)
-
-
-def has_journal(conn: psycopg.Connection) -> bool:
-    """Whether the fleet's database has the moves table yet (the first move makes it)."""
-    return conn.execute("SELECT to_regclass('moves')").fetchone()[0] is not None
-
-
 def under_way(conn: psycopg.Connection) -> list[Move]:
     """Every move in the journal (a finished one stays until its cleanup), oldest first."""
-    if not has_journal(conn):
-        return []
     rows = conn.execute(
         "SELECT user_hash, from_hub, to_hub, step, snapshot FROM moves "
         "ORDER BY started_at, user_hash"

@@ -175,7 +175,7 @@ def hub_of(fleet: Fleet, user: str) -> str | None:
 
 
 def journal(fleet: Fleet, user: str) -> moves.Move | None:
-    return moves.journal(fleet.conn, user) if moves.has_journal(fleet.conn) else None
+    return moves.journal(fleet.conn, user)
 
 
 def states(fleet: Fleet) -> dict[str, str]:

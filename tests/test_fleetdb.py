@@ -281,6 +281,18 @@ def test_a_query_the_database_refuses_is_one_line(foreign_tables_fleet, callysto
     assert FLEET_PASSWORD not in result.stderr + result.stdout
 
 
+def test_a_database_the_front_door_made_before_moves_were_journaled_says_to_restart_it(
+    local_fleet, callysto, one_line_error
+):
+    with psycopg.connect(
+        host="127.0.0.1", port=DB_PORT, dbname="callysto", user="callysto",
+        password=FLEET_PASSWORD, autocommit=True,
+    ) as conn:  # fmt: skip
+        conn.execute("DROP TABLE moves")
+    result = callysto("fleet", "find", "--env", "near", ON_EAST)
+    one_line_error(result, "has no moves table yet", "restart it", code=1)
+
+
 def test_a_database_that_goes_away_after_the_connect_is_one_error(local_fleet, database):
     with (
         pytest.raises(OperationError) as raised,
@@ -328,6 +340,8 @@ def test_a_move_off_a_hub_gone_from_env_yaml_says_to_list_it_again(
     with tables_of(database) as tables:
         assert assignments.find(tables, ON_EAST) == "east"
         assert tables.execute("SELECT count(*) FROM moves").fetchone() == (0,)
+    found = callysto("fleet", "find", "--env", "near", ON_EAST)
+    assert found.returncode == 0 and found.stdout == f"{ON_EAST}  east\n", found.stderr
 
 
 def test_the_tunnel_names_a_front_door_that_refuses_the_key(envs_dir, sshd):
