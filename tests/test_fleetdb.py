@@ -293,6 +293,21 @@ def test_a_database_the_front_door_made_before_moves_were_journaled_says_to_rest
     one_line_error(result, "has no moves table yet", "restart it", code=1)
 
 
+def test_drain_writes_env_yaml_and_the_database_and_nothing_beside_them(
+    local_fleet, database, callysto
+):
+    result = callysto("fleet", "drain", "--env", "near", "south")
+    assert result.returncode == 0, result.stderr
+    assert "hub 'south' is draining" in result.stdout
+    assert [(h.name, h.state) for h in environments.load("near").config.fleet] == [
+        ("north", "accepting"), ("south", "draining"),
+    ]  # fmt: skip
+    left = [p.name for p in local_fleet.path.iterdir() if p.name.startswith(".env.yaml")]
+    assert left == [], "no temporary copy of env.yaml is left beside it"
+    with tables_of(database) as tables:
+        assert {load.name: load.state for load in assignments.loads(tables)}["south"] == "draining"
+
+
 def test_a_database_that_goes_away_after_the_connect_is_one_error(local_fleet, database):
     with (
         pytest.raises(OperationError) as raised,
