@@ -91,9 +91,10 @@ def run(
     with one_at_a_time(conn, user_hash):
         current = moves.journal(conn, user_hash)
         if current is not None and current.to_hub != target.name:
+            undo = "" if moves.switched(current) else " or roll it back (--abort)"
             raise UsageError(
                 f"a move of {user_hash} from '{current.from_hub}' to '{current.to_hub}' is "
-                f"under way: finish it (--to {current.to_hub}) or roll it back (--abort) first"
+                f"under way: finish it (--to {current.to_hub}){undo} first"
             )
         if current is not None and current.step == "done":
             return f"{user_hash} is on hub '{target.name}' already (run --cleanup to drop the old copy)"

@@ -75,6 +75,12 @@ def under_way(conn: psycopg.Connection) -> list[Move]:
     return [Move(*row) for row in rows]
 
 
+def switched(move: Move) -> bool:
+    """Whether MOVE has switched the student over to the new hub: it can only be finished now,
+    no longer aborted."""
+    return STEPS.index(move.step) >= STEPS.index("switched")
+
+
 def journal(conn: psycopg.Connection, user_hash: str) -> Move | None:
     row = conn.execute(
         "SELECT user_hash, from_hub, to_hub, step, snapshot FROM moves WHERE user_hash = %s",
@@ -187,15 +193,18 @@ def move(
     on_step: Callable[[str], None] | None = None,
 ) -> Move:
     """Move USER_HASH's home from SOURCE to TARGET, or finish the move an earlier run began.
-    STOP_SERVER(user_hash) stops the student's server on SOURCE (and waits for it)."""
+    STOP_SERVER(user_hash) asks SOURCE to stop the student's server and does not wait for it
+    to stop: the home is frozen (read-only, banned) next, so a server still stopping can no
+    longer write to it."""
     assignments.check_hash(user_hash)
     current = journal(conn, user_hash)
     if current is None:
         current = _begin(conn, user_hash, source, target, homes.timestamp())
     elif (current.from_hub, current.to_hub) != (source.name, target.name):
+        undo = "" if switched(current) else " (or abort it)"
         raise UsageError(
             f"a move of {user_hash} from '{current.from_hub}' to '{current.to_hub}' is under "
-            "way: finish that one first (or abort it before it switched)"
+            f"way: finish that one first{undo}"
         )
 
     def reached(step: str) -> bool:
@@ -244,7 +253,7 @@ def abort(conn: psycopg.Connection, user_hash: str, source: Place, target: Place
     current = journal(conn, user_hash)
     if current is None:
         raise UsageError(f"no move of {user_hash} is under way")
-    if STEPS.index(current.step) >= STEPS.index("switched"):
+    if switched(current):
         raise UsageError(
             f"the move of {user_hash} has switched to '{current.to_hub}': finish it instead"
         )

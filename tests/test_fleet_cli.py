@@ -350,7 +350,7 @@ def test_an_interrupted_move_says_how_to_resume_and_abort_puts_it_back(fleet, ca
     assert child.returncode == 130, stderr
     assert "Traceback" not in stderr
     resume = f"run 'callysto fleet move --env fleet {user} --to east' to resume it"
-    assert resume in stderr.splitlines()[-1]
+    assert resume in stderr.splitlines()[-1] and "--abort" in stderr.splitlines()[-1]
     current = journal(fleet, user)
     assert current is not None and current.step in ("frozen", "sent")
     assert not zfs.exists(LOCAL, fleet.place("east").home(user))
@@ -377,6 +377,12 @@ def test_abort_is_refused_once_the_move_has_switched(fleet, callysto, one_line_e
     refused = callysto("fleet", "move", "--env", "fleet", user, "--abort")
     one_line_error(refused, "has switched to 'south'", code=2)
     assert hub_of(fleet, user) == "south" and writable(fleet, "south", user)
+    # Nor is --abort suggested for it any more: only finishing it.
+    elsewhere = callysto("fleet", "move", "--env", "fleet", user, "--to", "east")
+    line = one_line_error(elsewhere, "finish it (--to south) first", code=2)
+    assert "--abort" not in line
+    listed = callysto("fleet", "list", "--env", "fleet")
+    assert "--abort" not in listed.stdout and "awaits --cleanup" in listed.stdout
 
 
 # --- fleet drain / accept -----------------------------------------------------------------------------

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import click
 
-from callysto_infra import validate
+from callysto_infra import progress, validate
 from callysto_infra.cli.common import emit, emit_json, env_option, json_option, load_env, validated
 
 USER_HELP = "USER is a 40-hex user hash or an e-mail address (hashed first)."
-
-
-def _say(line: str) -> None:
-    click.echo(line, err=True)
 
 
 def _fleet_env(env_name: str | None):
@@ -66,8 +62,12 @@ def list_(env_name: str | None, as_json: bool) -> None:
 
 
 def _progress(move) -> str:
+    from callysto_infra import moves
+
     if move.step == "done":
         return "done (the old home awaits --cleanup)"
+    if moves.switched(move):
+        return f"after step '{move.step}' (run the same move again to finish it)"
     return f"after step '{move.step}' (run the same move again to resume it, or --abort)"
 
 
@@ -131,14 +131,39 @@ def move(env_name: str | None, to_hub: str | None, abort: bool, cleanup: bool, u
         else:
             assert to_hub is not None
             try:
-                click.echo(fleetmove.run(env, conn, user_hash, to_hub, _say))
+                click.echo(fleetmove.run(env, conn, user_hash, to_hub, progress.to_stderr))
             except KeyboardInterrupt:
                 # Each step is journaled once done, so wherever this stopped is a step boundary
                 # or a step that runs again whole.
                 again = f"callysto fleet move --env {env.name} {user_hash} --to {to_hub}"
-                _say(f"interrupted: the move is journaled; run '{again}' to resume it, or "
-                     "add --abort to roll it back")  # fmt: skip
+                progress.to_stderr(_interrupted(conn, user_hash, again))
                 raise SystemExit(130) from None
+
+
+def _interrupted(conn, user_hash: str, again: str) -> str:
+    """What to do after a move was interrupted: resume it, or (before it switched the student
+    over) roll it back."""
+    import contextlib
+
+    from callysto_infra import moves
+
+    current = None
+    with contextlib.suppress(Exception):  # the interrupt may have cut the connection short
+        current = moves.journal(conn, user_hash)
+    if current is None:
+        return (
+            f"interrupted: the move is journaled; run '{again}' to resume it, or add --abort "
+            "to roll it back unless it has switched the student over"
+        )
+    if moves.switched(current):
+        return (
+            f"interrupted after step '{current.step}': the student is on the new hub; run "
+            f"'{again}' to finish the move"
+        )
+    return (
+        f"interrupted after step '{current.step}': the move is journaled; run '{again}' to "
+        "resume it, or add --abort to roll it back"
+    )
 
 
 @group.command("drain", short_help="Send no new students to HUB; its own stay.")
@@ -207,4 +232,6 @@ def rebalance(env_name: str | None, dry_run: bool, as_json: bool) -> None:
             f"callysto fleet move --env {env.name} {m.user} --to {m.to_hub}  # from {m.from_hub}"
         )
     after = ", ".join(f"{name} {count}" for name, count in targets.items())
-    _say(f"{len(plan)} move{'s' if len(plan) != 1 else ''}; students afterwards: {after}")
+    progress.to_stderr(
+        f"{len(plan)} move{'s' if len(plan) != 1 else ''}; students afterwards: {after}"
+    )
