@@ -8,6 +8,8 @@ students already assigned are read without waiting on any lock. Counts are those
 so a student moved away or deleted gives their hub the room back.
 
 Only user hashes are stored (40 hex digits, checked by the database too), never an address.
+The schema holds the journal of students' moves between hubs too (table `moves`, moves.py's),
+so the front door that makes the schema at its start makes it as well.
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ CREATE TABLE IF NOT EXISTS assignments (
     assigned_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS assignments_hub ON assignments (hub);
+CREATE TABLE IF NOT EXISTS moves (
+    user_hash text PRIMARY KEY REFERENCES assignments (user_hash),
+    from_hub text NOT NULL REFERENCES hubs (name),
+    to_hub text NOT NULL REFERENCES hubs (name),
+    step text NOT NULL,
+    snapshot text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now()
+);
 """
 
 

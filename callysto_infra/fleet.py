@@ -55,7 +55,7 @@ def member(env: Environment, name: str) -> Member:
         if name in (candidate.name, getattr(candidate.hub, "name", None)):
             return candidate
     known = ", ".join(m.name for m in every)
-    raise UsageError(f"unknown hub '{name}' in environment '{env.name}' (known: {known})")
+    raise UsageError(f"unknown hub {name!r} in environment '{env.name}' (known: {known})")
 
 
 # --- fleet list ----------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ def move_dict(move: moves.Move) -> dict:
 
 def whereabouts(conn: psycopg.Connection, user_hash: str) -> tuple[str | None, moves.Move | None]:
     """The hub USER_HASH is assigned to (None: not yet) and their move under way, if any."""
-    current = moves.journal(conn, user_hash) if moves.has_journal(conn) else None
+    current = moves.journal(conn, user_hash)
     return assignments.find(conn, user_hash), current
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callysto_infra import environments
+from callysto_infra import environments, settings
+from callysto_infra.env_schema import EnvConfig
 from callysto_infra.errors import OperationError, UsageError
 from callysto_infra.paths import display
 
@@ -83,7 +84,7 @@ def edited(env: Environment, text: str, name: str, state: str) -> str:
                 entry["state"] = state
             break
     else:
-        raise UsageError(f"hub '{name}' is not listed under hubs: in env.yaml")
+        raise UsageError(f"hub {name!r} is not listed under hubs: in env.yaml")
     out = io.StringIO()
     yaml.dump(data, out)
     return out.getvalue()
@@ -115,7 +116,7 @@ class Edit:
     def write(self) -> None:
         """Replace env.yaml with the new text at once (never half-written), keeping its mode,
         unless someone edited it since it was read."""
-        if self.path.read_text(encoding="utf-8") != self.before:
+        if _read(self.path) != self.before:
             raise OperationError(
                 f"{display(self.path)} changed while this command ran: nothing was written; "
                 "run it again"
@@ -126,16 +127,35 @@ class Edit:
         _replace(self.path, self.before)
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise OperationError(
+            f"{display(path)} cannot be read ({why}): nothing was written"
+        ) from None
+
+
 def _replace(path: Path, text: str) -> None:
-    mode = path.stat().st_mode & 0o777
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        mode = path.stat().st_mode & 0o777
+        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    except OSError as exc:
+        raise OperationError(
+            f"{display(path)} cannot be written ({exc.strerror}): it was left as it was"
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.chmod(partial, mode)
         os.replace(partial, path)
-    except BaseException:
+    except BaseException as exc:
         Path(partial).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OperationError(
+                f"{display(path)} cannot be written ({exc.strerror}): it was left as it was"
+            ) from None
         raise
 
 
@@ -143,22 +163,15 @@ def prepare(env: Environment, name: str, state: str) -> Edit:
     """The env.yaml of ENV with hub NAME in STATE, validated as env.yaml (one UsageError line
     naming the field otherwise); nothing is written."""
     path = env.path / environments.ENV_FILE
-    before = path.read_text(encoding="utf-8")
+    before = _read(path)
     if any(hub.name == name and hub.state == state for hub in env.config.fleet):
         return Edit(path, before, before)  # so already: a count of hubs stays a count
     after = edited(env, before, name, state)
     _same_but_hubs(before, after)
-    fd, check = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".check")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(after)
-        try:
-            config = environments.parse_config(Path(check))
-        except UsageError as exc:
-            message = str(exc).replace(display(Path(check)), display(path), 1)
-            raise UsageError(f"{message} (after the edit; nothing was written)") from None
-    finally:
-        Path(check).unlink(missing_ok=True)
+        config = settings.parse(after, path, EnvConfig)
+    except UsageError as exc:
+        raise UsageError(f"{exc} (after the edit; nothing was written)") from None
     if [(h.name, h.state) for h in config.fleet] != [
         (h.name, state if h.name == name else h.state) for h in env.config.fleet
     ]:

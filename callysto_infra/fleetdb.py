@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from callysto_infra import hubs, runner, secretfiles, tfstate
+from callysto_infra import hubs, runner, secretfiles
 from callysto_infra.errors import OperationError, UsageError
 from callysto_infra.paths import display
 
@@ -67,22 +67,13 @@ def read_password(env: Environment) -> str:
 def frontdoor(env: Environment) -> hubs.Hub:
     """The front door of a cloud fleet, from the Terraform state (inventory group frontdoor),
     reached over SSH like a hub: the environment's key and known_hosts."""
-    found = [host for host in tfstate.hosts(env) if "frontdoor" in host.groups]
+    found = hubs.hubs(env, group="frontdoor")
     if not found:
         raise OperationError(
             f"the Terraform state of '{env.name}' lists no front door: run "
             f"'callysto terraform apply --env {env.name}'"
         )
-    host = found[0]
-    return hubs.Hub(
-        name=host.name,
-        address=host.address,
-        ssh_user=host.ssh_user,
-        groups=host.groups,
-        ssh_key=str(env.ssh_key_file) if env.ssh_key_file.exists() else None,
-        known_hosts=str(env.known_hosts_file),
-        ssh_port=host.ssh_port or 22,
-    )
+    return found[0]
 
 
 def _free_port() -> int:
@@ -97,12 +88,17 @@ def _accepts(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+# What the tunnel's ssh runs on the front door: it ends at the end of its input, so the tunnel
+# ends when the pipe to its stdin closes, which it does when this command ends in any way.
+TUNNEL_COMMAND = "cat"
+
+
 def tunnel_argv(door: hubs.Hub, local_port: int, remote_port: int) -> list[str]:
-    """ssh forwarding 127.0.0.1:LOCAL_PORT here to 127.0.0.1:REMOTE_PORT on DOOR, and nothing
-    else (-N); a port it cannot forward ends it (ExitOnForwardFailure) rather than leaving a
-    tunnel that goes nowhere."""
-    argv = door.ssh_argv()
-    forward = ["-N", "-o", "ExitOnForwardFailure=yes"]
+    """ssh forwarding 127.0.0.1:LOCAL_PORT here to 127.0.0.1:REMOTE_PORT on DOOR while
+    TUNNEL_COMMAND runs there; a port it cannot forward ends it (ExitOnForwardFailure) rather
+    than leaving a tunnel that goes nowhere."""
+    argv = door.ssh_argv([TUNNEL_COMMAND])
+    forward = ["-T", "-o", "ExitOnForwardFailure=yes"]
     forward += ["-L", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}"]
     at = argv.index("--")  # options before the target (see Hub.ssh_argv)
     return [*argv[:at], *forward, *argv[at:]]
@@ -111,9 +107,11 @@ def tunnel_argv(door: hubs.Hub, local_port: int, remote_port: int) -> list[str]:
 @contextlib.contextmanager
 def tunnel(door: hubs.Hub, remote_port: int = FRONTDOOR_DB_PORT) -> Iterator[int]:
     """A port on 127.0.0.1 here that leads to DOOR's 127.0.0.1:REMOTE_PORT while the block
-    runs; the ssh process is stopped by its pid afterwards."""
+    runs; the ssh process is stopped by its pid afterwards, and ends by itself if this process
+    is killed first (its stdin is a pipe that dies with us)."""
     local_port = _free_port()
-    with runner.background(tunnel_argv(door, local_port, remote_port)) as ssh:
+    argv = tunnel_argv(door, local_port, remote_port)
+    with runner.background(argv, hold_stdin=True) as ssh:
         deadline = time.monotonic() + TUNNEL_SECONDS
         while not _accepts(local_port):
             if ssh.exited() is not None:
@@ -178,17 +176,43 @@ def open_connection(
         ) from None
 
 
+def failed(env: Environment, conn: psycopg.Connection, where: str, exc: Exception) -> str:
+    """What to tell the operator when a query of a connection that did open failed: the
+    server went away (a restart, the network, the tunnel), or it refused that query."""
+    if conn.broken:
+        return (
+            f"the connection to the fleet database at {where} was lost ({_reason(exc)}): "
+            f"run the command again once it answers; {how_to_start(env)}"
+        )
+    return f"the fleet database at {where} refused a query: {_reason(exc)}"
+
+
 @contextlib.contextmanager
 def connect(env: Environment) -> Iterator[psycopg.Connection]:
-    """A connection (autocommit) to ENV's fleet database, open while the block runs."""
+    """A connection (autocommit) to ENV's fleet database, open while the block runs. A database
+    error in the block (the server gone, a query refused) ends as one OperationError line."""
+    import psycopg
+
     require_fleet(env)
     password = read_password(env)
     with _endpoint(env) as (host, port, where):
         conn = open_connection(env, host, port, where, password)
-        with conn:
-            if conn.execute("SELECT to_regclass('hubs')").fetchone()[0] is None:
-                raise OperationError(
-                    f"the fleet database at {where} has no hubs table yet: the front door makes "
-                    f"it when it starts; {how_to_start(env)}"
-                )
-            yield conn
+        try:
+            with conn:
+                # The front door makes the tables at its start (assignments.SCHEMA); one set
+                # up before moves were journaled there makes the moves table at its next start.
+                found = conn.execute("SELECT to_regclass('hubs'), to_regclass('moves')")
+                hubs_table, moves_table = found.fetchone()
+                if hubs_table is None:
+                    raise OperationError(
+                        f"the fleet database at {where} has no hubs table yet: the front door "
+                        f"makes it when it starts; {how_to_start(env)}"
+                    )
+                if moves_table is None:
+                    raise OperationError(
+                        f"the fleet database at {where} has no moves table yet: the front door "
+                        f"makes it when it starts, so restart it; {how_to_start(env)}"
+                    )
+                yield conn
+        except psycopg.Error as exc:
+            raise OperationError(failed(env, conn, where, exc)) from None

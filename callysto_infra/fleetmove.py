@@ -56,6 +56,19 @@ def _known_to_database(conn: psycopg.Connection, hub: Member) -> None:
         )
 
 
+def _listed(env: Environment, name: str, whose: str) -> Member:
+    """The hub NAME of a student's assignment or move (WHOSE says which), as env.yaml lists it:
+    a hub no longer listed cannot be reached, so nothing can be moved off or onto it."""
+    try:
+        return member(env, name)
+    except UsageError:
+        raise UsageError(
+            f"{whose} hub {name!r}, which is no longer in env.yaml: list it under 'hubs:' again "
+            "(with 'state: draining', so no new students go there) and run this again; "
+            "nothing was changed"
+        ) from None
+
+
 def _has_home(place: moves.Place, user_hash: str) -> bool:
     root = f"{place.pool}/home"
     if not zfs.exists(place.hub, root):
@@ -75,13 +88,13 @@ def run(
     """Move USER_HASH to hub TO_NAME, or finish the move an earlier run began; returns what
     was done in one line. SAY hears of each step as it is reached."""
     target = member(env, to_name)  # an unknown hub is refused before anything
-    moves.create_schema(conn)
     with one_at_a_time(conn, user_hash):
         current = moves.journal(conn, user_hash)
         if current is not None and current.to_hub != target.name:
+            undo = "" if moves.switched(current) else " or roll it back (--abort)"
             raise UsageError(
                 f"a move of {user_hash} from '{current.from_hub}' to '{current.to_hub}' is "
-                f"under way: finish it (--to {current.to_hub}) or roll it back (--abort) first"
+                f"under way: finish it (--to {current.to_hub}){undo} first"
             )
         if current is not None and current.step == "done":
             return f"{user_hash} is on hub '{target.name}' already (run --cleanup to drop the old copy)"
@@ -94,9 +107,9 @@ def run(
                 )
             if assigned == target.name:
                 raise UsageError(f"{user_hash} is on hub '{target.name}' already")
-            source = member(env, assigned)
+            source = _listed(env, assigned, f"{user_hash} is on")
         else:
-            source = member(env, current.from_hub)
+            source = _listed(env, current.from_hub, f"the move of {user_hash} under way is from")
         _known_to_database(conn, target)
         here, there = source.place(env), target.place(env)
         if current is None:
@@ -136,15 +149,16 @@ def _journaled(
 ) -> tuple[moves.Move, moves.Place, moves.Place]:
     if to_name is not None:
         member(env, to_name)  # an unknown hub is an unknown hub, journal or not
-    current = moves.journal(conn, user_hash) if moves.has_journal(conn) else None
+    current = moves.journal(conn, user_hash)
     if current is None:
         raise UsageError(f"no move of {user_hash} is under way")
     if to_name is not None and member(env, to_name).name != current.to_hub:
         raise UsageError(
-            f"the move of {user_hash} under way is to '{current.to_hub}', not '{to_name}'"
+            f"the move of {user_hash} under way is to '{current.to_hub}', not {to_name!r}"
         )
-    source = member(env, current.from_hub).place(env)
-    return current, source, member(env, current.to_hub).place(env)
+    source = _listed(env, current.from_hub, f"the move of {user_hash} under way is from")
+    target = _listed(env, current.to_hub, f"the move of {user_hash} under way is to")
+    return current, source.place(env), target.place(env)
 
 
 def abort(env: Environment, conn: psycopg.Connection, user_hash: str, to_name: str | None) -> str:

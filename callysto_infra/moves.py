@@ -1,6 +1,7 @@
 """Moving a student's home from one hub of a fleet to another, safely and resumably.
 
-A move is a journal row in the fleet's PostgreSQL (table `moves`, one per student) and a fixed
+A move is a journal row in the fleet's PostgreSQL (table `moves`, one per student, made with
+the assignments' schema: assignments.SCHEMA) and a fixed
 sequence of steps, each recorded when done, so a move interrupted anywhere (Ctrl-C, the network,
 either hub failing, kill -9) resumes at the next run, or is rolled back with `abort` until the
 switch:
@@ -39,17 +40,6 @@ if TYPE_CHECKING:
 
 STEPS = ("started", "frozen", "sent", "verified", "placed", "switched", "done")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS moves (
-    user_hash text PRIMARY KEY REFERENCES assignments (user_hash),
-    from_hub text NOT NULL REFERENCES hubs (name),
-    to_hub text NOT NULL REFERENCES hubs (name),
-    step text NOT NULL,
-    snapshot text NOT NULL,
-    started_at timestamptz NOT NULL DEFAULT now()
-);
-"""
-
 
 @dataclass(frozen=True)
 class Place:
@@ -76,25 +66,19 @@ class Move:
     snapshot: str
 
 
-def create_schema(conn: psycopg.Connection) -> None:
-    with conn.transaction():
-        conn.execute(SCHEMA)
-
-
-def has_journal(conn: psycopg.Connection) -> bool:
-    """Whether the fleet's database has the moves table yet (the first move makes it)."""
-    return conn.execute("SELECT to_regclass('moves')").fetchone()[0] is not None
-
-
 def under_way(conn: psycopg.Connection) -> list[Move]:
     """Every move in the journal (a finished one stays until its cleanup), oldest first."""
-    if not has_journal(conn):
-        return []
     rows = conn.execute(
         "SELECT user_hash, from_hub, to_hub, step, snapshot FROM moves "
         "ORDER BY started_at, user_hash"
     ).fetchall()
     return [Move(*row) for row in rows]
+
+
+def switched(move: Move) -> bool:
+    """Whether MOVE has switched the student over to the new hub: it can only be finished now,
+    no longer aborted."""
+    return STEPS.index(move.step) >= STEPS.index("switched")
 
 
 def journal(conn: psycopg.Connection, user_hash: str) -> Move | None:
@@ -209,15 +193,18 @@ def move(
     on_step: Callable[[str], None] | None = None,
 ) -> Move:
     """Move USER_HASH's home from SOURCE to TARGET, or finish the move an earlier run began.
-    STOP_SERVER(user_hash) stops the student's server on SOURCE (and waits for it)."""
+    STOP_SERVER(user_hash) asks SOURCE to stop the student's server and does not wait for it
+    to stop: the home is frozen (read-only, banned) next, so a server still stopping can no
+    longer write to it."""
     assignments.check_hash(user_hash)
     current = journal(conn, user_hash)
     if current is None:
         current = _begin(conn, user_hash, source, target, homes.timestamp())
     elif (current.from_hub, current.to_hub) != (source.name, target.name):
+        undo = "" if switched(current) else " (or abort it)"
         raise UsageError(
             f"a move of {user_hash} from '{current.from_hub}' to '{current.to_hub}' is under "
-            "way: finish that one first (or abort it before it switched)"
+            f"way: finish that one first{undo}"
         )
 
     def reached(step: str) -> bool:
@@ -266,7 +253,7 @@ def abort(conn: psycopg.Connection, user_hash: str, source: Place, target: Place
     current = journal(conn, user_hash)
     if current is None:
         raise UsageError(f"no move of {user_hash} is under way")
-    if STEPS.index(current.step) >= STEPS.index("switched"):
+    if switched(current):
         raise UsageError(
             f"the move of {user_hash} has switched to '{current.to_hub}': finish it instead"
         )

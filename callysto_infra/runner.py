@@ -265,10 +265,6 @@ class Background:
         self._proc = proc
         self._errors = errors
 
-    @property
-    def pid(self) -> int:
-        return self._proc.pid
-
     def exited(self) -> int | None:
         """Its exit status once it has stopped, else None."""
         return self._proc.poll()
@@ -281,12 +277,14 @@ class Background:
 
 
 @contextlib.contextmanager
-def background(argv: Sequence[str], *, grace: float = 5.0):
+def background(argv: Sequence[str], *, grace: float = 5.0, hold_stdin: bool = False):
     """Run ARGV while the block runs, then stop it by its pid (SIGTERM, SIGKILL after GRACE s).
 
     It runs in a session of its own, so a Ctrl-C at the terminal reaches only us: the block
     decides when it stops (a tunnel must outlive the database work the interrupt is cutting
-    short). Its stderr is kept for the error line when it fails.
+    short). Its stderr is kept for the error line when it fails. With HOLD_STDIN its stdin is
+    a pipe only we hold, never written to: it reads end-of-file once we are gone however we
+    end (kill -9 too), which is how a program that stops at end-of-file outlives us by nothing.
     """
     import tempfile
 
@@ -295,7 +293,7 @@ def background(argv: Sequence[str], *, grace: float = 5.0):
     try:
         proc = subprocess.Popen(
             argv,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if hold_stdin else subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=errors,
             start_new_session=True,
@@ -306,6 +304,8 @@ def background(argv: Sequence[str], *, grace: float = 5.0):
     try:
         yield Background(tuple(argv), proc, errors)
     finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
         if proc.poll() is None:
             proc.terminate()
             try:

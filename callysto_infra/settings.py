@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from callysto_infra.errors import UsageError
 from callysto_infra.paths import PROJECT_DIR, display
 
-__all__ = ["PROJECT_DIR", "Strict", "display", "read"]
+__all__ = ["PROJECT_DIR", "Strict", "display", "parse", "read"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -144,9 +144,14 @@ def _text(path: Path) -> str:
 
 def read(path: Path, model: type[M], *, empty_ok: bool = False) -> M:
     """The YAML file PATH validated by MODEL; every problem is one UsageError line. With EMPTY_OK, an empty file gives the model's defaults."""
+    return parse(_text(path), path, model, empty_ok=empty_ok)
+
+
+def parse(text: str, path: Path, model: type[M], *, empty_ok: bool = False) -> M:
+    """TEXT, the YAML of the file PATH (read, or about to be written), validated by MODEL as
+    read() validates the file: every problem is one UsageError line naming PATH."""
     import yaml
 
-    text = _text(path)
     try:
         raw = yaml.load(text, Loader=_loader())  # noqa: S506 (a SafeLoader, made stricter)
     except _Refused as exc:

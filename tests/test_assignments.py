@@ -25,7 +25,7 @@ def server():
 @pytest.fixture
 def conn(server):
     with server.connect(autocommit=True) as connection:
-        connection.execute("DROP TABLE IF EXISTS assignments, hubs")
+        connection.execute("DROP TABLE IF EXISTS moves, assignments, hubs")
         assignments.create_schema(connection)
         yield connection
 

@@ -175,7 +175,7 @@ def hub_of(fleet: Fleet, user: str) -> str | None:
 
 
 def journal(fleet: Fleet, user: str) -> moves.Move | None:
-    return moves.journal(fleet.conn, user) if moves.has_journal(fleet.conn) else None
+    return moves.journal(fleet.conn, user)
 
 
 def states(fleet: Fleet) -> dict[str, str]:
@@ -350,7 +350,7 @@ def test_an_interrupted_move_says_how_to_resume_and_abort_puts_it_back(fleet, ca
     assert child.returncode == 130, stderr
     assert "Traceback" not in stderr
     resume = f"run 'callysto fleet move --env fleet {user} --to east' to resume it"
-    assert resume in stderr.splitlines()[-1]
+    assert resume in stderr.splitlines()[-1] and "--abort" in stderr.splitlines()[-1]
     current = journal(fleet, user)
     assert current is not None and current.step in ("frozen", "sent")
     assert not zfs.exists(LOCAL, fleet.place("east").home(user))
@@ -377,6 +377,12 @@ def test_abort_is_refused_once_the_move_has_switched(fleet, callysto, one_line_e
     refused = callysto("fleet", "move", "--env", "fleet", user, "--abort")
     one_line_error(refused, "has switched to 'south'", code=2)
     assert hub_of(fleet, user) == "south" and writable(fleet, "south", user)
+    # Nor is --abort suggested for it any more: only finishing it.
+    elsewhere = callysto("fleet", "move", "--env", "fleet", user, "--to", "east")
+    line = one_line_error(elsewhere, "finish it (--to south) first", code=2)
+    assert "--abort" not in line
+    listed = callysto("fleet", "list", "--env", "fleet")
+    assert "--abort" not in listed.stdout and "awaits --cleanup" in listed.stdout
 
 
 # --- fleet drain / accept -----------------------------------------------------------------------------
@@ -491,6 +497,9 @@ def refusals(user: str, stranger: str) -> list[tuple[list[str], str]]:
         (["move", user, "--cleanup"], "no move of"),
         (["find", "nobody"], "invalid user"),
         (["drain", "nowhere"], "unknown hub 'nowhere'"),
+        (["drain", "north\n"], "invalid host name 'north\\n'"),
+        (["accept", "north south"], "invalid host name 'north south'"),
+        (["move", user, "--to", "south\n"], "invalid host name 'south\\n'"),
         (["accept", "NORTH"], "unknown hub 'NORTH'"),
         (["rebalance"], "move the students it lists one by one"),
     ]  # fmt: skip
@@ -520,6 +529,21 @@ def test_a_move_onto_a_hub_that_has_a_home_already_is_refused_first(
     result = callysto("fleet", "move", "--env", "fleet", user, "--to", "south")
     one_line_error(result, "has a home", "nothing was changed", code=2)
     assert journal(fleet, user) is None and writable(fleet, "north", user)
+
+
+def test_a_move_off_a_hub_gone_from_env_yaml_says_to_list_it_again(fleet, callysto, one_line_error):
+    user = student(10)
+    before = enrol(fleet, user, "east")
+    text = fleet.env_yaml.read_text()
+    gone = "  - name: east\n    capacity: 5   # a small hub\n"
+    assert gone in text
+    fleet.env_yaml.write_text(text.replace(gone, ""))
+    result = callysto("fleet", "move", "--env", "fleet", user, "--to", "south")
+    one_line_error(
+        result, f"{user} is on hub 'east', which is no longer in env.yaml", "'hubs:'", code=2
+    )
+    assert hub_of(fleet, user) == "east" and journal(fleet, user) is None
+    assert writable(fleet, "east", user) and digests(fleet, "east", user) == before
 
 
 def test_an_environment_without_a_fleet_database_is_refused(envs_dir, callysto, one_line_error):

@@ -41,7 +41,6 @@ def fleet(server, zfs_daemon, tmp_path):
         with server.connect(autocommit=True) as conn:
             conn.execute("DROP TABLE IF EXISTS moves, assignments, hubs")
             assignments.create_schema(conn)
-            moves.create_schema(conn)
             assignments.set_hubs(conn, [("hub-a", 10, "accepting"), ("hub-b", 10, "draining")])
             places = tuple(
                 moves.Place(name, LOCAL, pool.name)

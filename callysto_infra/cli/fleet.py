@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import click
 
-from callysto_infra import validate
+from callysto_infra import progress, validate
 from callysto_infra.cli.common import emit, emit_json, env_option, json_option, load_env, validated
 
 USER_HELP = "USER is a 40-hex user hash or an e-mail address (hashed first)."
-
-
-def _say(line: str) -> None:
-    click.echo(line, err=True)
 
 
 def _fleet_env(env_name: str | None):
@@ -66,8 +62,12 @@ def list_(env_name: str | None, as_json: bool) -> None:
 
 
 def _progress(move) -> str:
+    from callysto_infra import moves
+
     if move.step == "done":
         return "done (the old home awaits --cleanup)"
+    if moves.switched(move):
+        return f"after step '{move.step}' (run the same move again to finish it)"
     return f"after step '{move.step}' (run the same move again to resume it, or --abort)"
 
 
@@ -92,7 +92,13 @@ def find(env_name: str | None, as_json: bool, user: str) -> None:
 
 @group.command("move", epilog=USER_HELP, short_help="Move a student's home to another hub.")
 @env_option
-@click.option("--to", "to_hub", metavar="HUB", help="The hub to move USER to.")
+@click.option(
+    "--to",
+    "to_hub",
+    metavar="HUB",
+    callback=validated(validate.host),
+    help="The hub to move USER to.",
+)
 @click.option("--abort", is_flag=True, help="Roll back USER's move that has not switched yet.")
 @click.option("--cleanup", is_flag=True, help="After a finished move: destroy the old frozen home.")
 @click.argument("user", callback=validated(validate.user_ref))
@@ -125,19 +131,44 @@ def move(env_name: str | None, to_hub: str | None, abort: bool, cleanup: bool, u
         else:
             assert to_hub is not None
             try:
-                click.echo(fleetmove.run(env, conn, user_hash, to_hub, _say))
+                click.echo(fleetmove.run(env, conn, user_hash, to_hub, progress.to_stderr))
             except KeyboardInterrupt:
                 # Each step is journaled once done, so wherever this stopped is a step boundary
                 # or a step that runs again whole.
                 again = f"callysto fleet move --env {env.name} {user_hash} --to {to_hub}"
-                _say(f"interrupted: the move is journaled; run '{again}' to resume it, or "
-                     "add --abort to roll it back")  # fmt: skip
+                progress.to_stderr(_interrupted(conn, user_hash, again))
                 raise SystemExit(130) from None
+
+
+def _interrupted(conn, user_hash: str, again: str) -> str:
+    """What to do after a move was interrupted: resume it, or (before it switched the student
+    over) roll it back."""
+    import contextlib
+
+    from callysto_infra import moves
+
+    current = None
+    with contextlib.suppress(Exception):  # the interrupt may have cut the connection short
+        current = moves.journal(conn, user_hash)
+    if current is None:
+        return (
+            f"interrupted: the move is journaled; run '{again}' to resume it, or add --abort "
+            "to roll it back unless it has switched the student over"
+        )
+    if moves.switched(current):
+        return (
+            f"interrupted after step '{current.step}': the student is on the new hub; run "
+            f"'{again}' to finish the move"
+        )
+    return (
+        f"interrupted after step '{current.step}': the move is journaled; run '{again}' to "
+        "resume it, or add --abort to roll it back"
+    )
 
 
 @group.command("drain", short_help="Send no new students to HUB; its own stay.")
 @env_option
-@click.argument("hub")
+@click.argument("hub", callback=validated(validate.host))
 def drain(env_name: str | None, hub: str) -> None:
     """Send no new students to HUB; those it holds stay (move them with 'fleet move').
 
@@ -149,7 +180,7 @@ def drain(env_name: str | None, hub: str) -> None:
 
 @group.command("accept", short_help="Let HUB take new students again.")
 @env_option
-@click.argument("hub")
+@click.argument("hub", callback=validated(validate.host))
 def accept(env_name: str | None, hub: str) -> None:
     """Let HUB take new students again (undoes 'fleet drain'), in env.yaml and the database."""
     _set_state(env_name, hub, "accepting")
@@ -201,4 +232,6 @@ def rebalance(env_name: str | None, dry_run: bool, as_json: bool) -> None:
             f"callysto fleet move --env {env.name} {m.user} --to {m.to_hub}  # from {m.from_hub}"
         )
     after = ", ".join(f"{name} {count}" for name, count in targets.items())
-    _say(f"{len(plan)} move{'s' if len(plan) != 1 else ''}; students afterwards: {after}")
+    progress.to_stderr(
+        f"{len(plan)} move{'s' if len(plan) != 1 else ''}; students afterwards: {after}"
+    )
