@@ -4,12 +4,13 @@ fails is named while the others finish, and the run ends with one line per hub."
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from callysto_infra.errors import CallystoError, OperationError
+from callysto_infra.errors import CallystoError, OperationError, Unreachable
 from callysto_infra.hubs import Hub
 
 T = TypeVar("T")
@@ -41,20 +42,12 @@ class Outcome(Generic[T]):
         return f"{self.hub}: {self.status}" + (f": {self.detail}" if self.detail else "")
 
 
-def unreachable_why(hub: Hub, message: str) -> str | None:
-    """Why HUB could not be reached, when MESSAGE is hubs.Hub.run's word for an SSH connection
-    that failed (ssh's exit status 255); None for any other failure."""
-    said = f"hub '{hub.name}' ({hub.address}) is unreachable: "
-    if hub.is_local or said not in message:
-        return None
-    return message.split(said, 1)[1] if message.startswith(said) else message
-
-
 def outcome_of_error(hub: Hub, exc: CallystoError) -> Outcome:
+    """HUB's outcome when its part raised EXC: UNREACHABLE when SSH could not reach it at all
+    (errors.Unreachable), else FAILED."""
     message = str(exc)
-    why = unreachable_why(hub, message)
-    if why is not None:
-        return Outcome(hub.name, UNREACHABLE, why, error=message)
+    if isinstance(exc, Unreachable):
+        return Outcome(hub.name, UNREACHABLE, exc.why, error=message)
     return Outcome(hub.name, FAILED, message, error=message)
 
 
@@ -122,3 +115,24 @@ def failure(outcomes: Sequence[Outcome], what: str = "failed") -> OperationError
     if len(outcomes) == 1:
         return OperationError(first.error or first.line())
     return OperationError(f"{len(bad)} of {len(outcomes)} hubs {what}: {first.line()}")
+
+
+def finish(
+    outcomes: Sequence[Outcome[T]],
+    describe: Callable[[T], str] | None = None,
+    *,
+    what: str = "failed",
+) -> None:
+    """How a command asked of every hub ends: with several hubs, a line per hub on stderr;
+    then the failure naming the first hub that did not answer (exit 1), if any."""
+    if len(outcomes) > 1:
+        for line in summary(outcomes, describe):
+            print(line, file=sys.stderr, flush=True)
+    failed = failure(outcomes, what)
+    if failed is not None:
+        raise failed
+
+
+def none_answered(outcomes: Sequence[Outcome]) -> bool:
+    """No hub answered: there is nothing to show but why."""
+    return bool(outcomes) and not any(outcome.ok for outcome in outcomes)

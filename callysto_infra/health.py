@@ -10,11 +10,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from callysto_infra import everyhub, hubapi, hubs, zfs
-from callysto_infra.errors import CallystoError
+from callysto_infra.errors import CallystoError, Unreachable
 from callysto_infra.homes import MIN_FREE_BYTES
 from callysto_infra.sizes import human_size
 
@@ -27,6 +27,11 @@ class Check:
     name: str
     ok: bool
     detail: str
+    # Why SSH could not reach the hub at all, when that is why the check failed.
+    unreachable: str | None = field(default=None, compare=False)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
 
 
 @dataclass
@@ -56,7 +61,7 @@ class Report:
             "url": self.url,
             "healthy": self.ok,
             "attempts": self.attempts,
-            "checks": [asdict(c) for c in self.checks],
+            "checks": [c.as_dict() for c in self.checks],
         }
 
 
@@ -67,10 +72,9 @@ def hub_outcome(hub: hubs.Hub, checks: list[Check]) -> everyhub.Outcome:
     if not bad:
         return everyhub.Outcome(hub.name)
     if len(bad) == len(checks):
-        for check in bad:
-            why = everyhub.unreachable_why(hub, check.detail)
-            if why is not None:
-                return everyhub.Outcome(hub.name, everyhub.UNREACHABLE, why)
+        why = next((check.unreachable for check in bad if check.unreachable), None)
+        if why is not None:
+            return everyhub.Outcome(hub.name, everyhub.UNREACHABLE, why)
     also = f" (also failed: {', '.join(c.name for c in bad[1:])})" if len(bad) > 1 else ""
     return everyhub.Outcome(hub.name, everyhub.FAILED, f"{bad[0].name}: {bad[0].detail}{also}")
 
@@ -215,7 +219,8 @@ def check_pool(env: Environment, timeout: float, on: list[hubs.Hub] | None = Non
         try:
             health = zfs.pool_health(hub, pool, timeout=timeout * 4)
         except CallystoError as exc:
-            checks.append(Check("pool", False, str(exc)))
+            why = exc.why if isinstance(exc, Unreachable) else None
+            checks.append(Check("pool", False, str(exc), unreachable=why))
             continue
         if health is None:
             checks.append(Check("pool", False, f"pool '{pool}'{where} is not imported"))
@@ -267,7 +272,11 @@ def check(env: Environment, timeout: float = 5.0) -> Report:
     # together, in the fleet's order.
     fleet_hubs = hubs.hubs(env)
     for hub, outcome in zip(fleet_hubs, everyhub.on_every_hub(fleet_hubs, one_hub), strict=True):
-        checks = outcome.value if outcome.ok else [Check("hub", False, outcome.error)]
+        if outcome.ok:
+            checks = outcome.value
+        else:
+            why = outcome.detail if outcome.status == everyhub.UNREACHABLE else None
+            checks = [Check("hub", False, outcome.error, unreachable=why)]
         report.per_hub.append((hub, checks or []))
         report.checks += checks or []
     door = check_frontdoor(env, timeout)

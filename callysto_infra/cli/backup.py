@@ -244,11 +244,8 @@ def homes(ctx: click.Context, env_name, host, to_dir, to_dataset, keep) -> None:
     chosen = homes_backup.select_hubs(env, host)
     by_name = {hub.name: hub for hub in chosen}
 
-    def sent(outcome) -> None:
-        """A line for each hub backed up, as it ends (the summary names the others)."""
-        if not outcome.ok:
-            return
-        done = outcome.value
+    def report(done) -> None:
+        """The lines of a hub backed up: its snapshot on stdout, what was sent on stderr."""
         click.echo(f"{done.hub}\t{homes_backup.home_dataset(by_name[done.hub])}@{done.snapshot}")
         kind = f"incremental from {done.base}" if done.base else "full"
         pruned = f"; pruned {len(done.pruned_on_hub)} on the hub" if done.pruned_on_hub else ""
@@ -260,15 +257,22 @@ def homes(ctx: click.Context, env_name, host, to_dir, to_dataset, keep) -> None:
         )
 
     # Every hub at once, a stream each; a hub that is down or fails is named at the end, and
-    # the others are still backed up.
-    with progress.bars() as add_bar:
-        outcomes = everyhub.on_every_hub(
-            chosen,
-            lambda hub: homes_backup.backup_hub(
-                env, hub, dest, keep, add_bar(f"sending {hub.name}", None)
-            ),
-            done=sent,
-        )
+    # the others are still backed up. The hubs' lines wait until the bars are gone: on a
+    # terminal the bars would take stdout's lines into their own display, on stderr. A Ctrl-C
+    # still reports the hubs that were done.
+    finished = []
+    try:
+        with progress.bars() as add_bar:
+            outcomes = everyhub.on_every_hub(
+                chosen,
+                lambda hub: homes_backup.backup_hub(
+                    env, hub, dest, keep, add_bar(f"sending {hub.name}", None)
+                ),
+                done=lambda outcome: finished.append(outcome.value) if outcome.ok else None,
+            )
+    finally:
+        for done in finished:
+            report(done)
     if len(chosen) > 1:
         for line in everyhub.summary(outcomes, lambda done: f"backed up {done.snapshot}"):
             _say(line)

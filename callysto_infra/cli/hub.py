@@ -33,8 +33,8 @@ def servers(env_name: str | None, as_json: bool) -> None:
 
     env = load_env(env_name)
     outcomes = servers_module.ask_every_hub(env)
-    if len(outcomes) == 1 and not outcomes[0].ok:
-        raise everyhub.failure(outcomes)  # one hub, one line: nothing was listed
+    if everyhub.none_answered(outcomes):
+        everyhub.finish(outcomes)  # no list at all, only why
     found = [server for outcome in outcomes if outcome.ok for server in outcome.value or []]
     header = f"{'hub':<16} {'user':<40} {'started':<20} {'last activity':<20} memory"
     lines = [header] + [
@@ -45,12 +45,7 @@ def servers(env_name: str | None, as_json: bool) -> None:
         for s in found
     ]
     emit(as_json, [s.as_dict() for s in found], lines if found else ["no server is running"])
-    if len(outcomes) > 1:
-        for line in everyhub.summary(outcomes, _servers_count):
-            _note(line)
-    failed = everyhub.failure(outcomes)
-    if failed is not None:
-        raise failed
+    everyhub.finish(outcomes, _servers_count)
 
 
 def _servers_count(found) -> str:

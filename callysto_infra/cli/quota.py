@@ -145,8 +145,8 @@ def list_(env_name: str | None, host: str | None, as_json: bool) -> None:
         found = objectstore.list_homes(env)
     else:
         outcomes, found = homes.list_all_homes(env, host)
-        if len(outcomes) == 1 and not outcomes[0].ok:
-            raise everyhub.failure(outcomes)  # one hub, one line: nothing was listed
+        if everyhub.none_answered(outcomes):
+            everyhub.finish(outcomes)  # no list at all, only why
     if as_json:
         emit_json([h.as_dict() for h in found])
     else:
@@ -168,12 +168,7 @@ def list_(env_name: str | None, host: str | None, as_json: bool) -> None:
             cells = zip(row, widths, strict=True)
             click.echo("  ".join(cell.ljust(w) for cell, w in cells).rstrip())
         click.echo(_homes_count(len(found)), err=True)
-    if len(outcomes) > 1:
-        for line in everyhub.summary(outcomes, lambda listed: _homes_count(len(listed))):
-            _note(line)
-    failed = everyhub.failure(outcomes)
-    if failed is not None:
-        raise failed
+    everyhub.finish(outcomes, lambda listed: _homes_count(len(listed)))
 
 
 def _homes_count(count: int) -> str:
