@@ -159,6 +159,7 @@ def open_connection(
             dbname=DATABASE,
             user=USER,
             password=password,
+            require_auth="scram-sha-256",  # the password never goes out in clear
             connect_timeout=CONNECT_SECONDS,
             application_name="callysto fleet",
             autocommit=True,
@@ -170,6 +171,12 @@ def open_connection(
                 f"the fleet database at {where} refused the password in "
                 f"{display(env.secrets_dir / PASSWORD_FILE)}: it is not the one the fleet's "
                 f"setup gave user {USER}"
+            ) from None
+        if "authentication method requirement" in reason:
+            raise OperationError(
+                f"the fleet database at {where} asked for the password by a weaker method than "
+                "SCRAM, so it was not sent: that server is not the one the fleet's setup made "
+                "(it sets scram-sha-256)"
             ) from None
         raise OperationError(
             f"the fleet database at {where} does not answer ({reason}): {how_to_start(env)}"

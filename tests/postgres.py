@@ -43,8 +43,9 @@ def _as_owner(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 @contextmanager
-def running(port: int) -> Iterator[Server]:
-    """A new cluster, started; stopped and removed at the end."""
+def running(port: int, host_auth: str = "scram-sha-256") -> Iterator[Server]:
+    """A new cluster, started; stopped and removed at the end. HOST_AUTH is how it asks TCP
+    clients for the password."""
     if not (BIN / "postgres").exists():
         pytest.fail("PostgreSQL 15 is not installed: run scripts/bootstrap-system (or make test)")
     root = Path(tempfile.mkdtemp(prefix="callysto-pg-"))
@@ -62,7 +63,7 @@ def running(port: int) -> Iterator[Server]:
         shutil.chown(pwfile, OWNER, OWNER)
         _as_owner(
             [str(BIN / "initdb"), "-D", str(data), "-U", OWNER, "--pwfile", str(pwfile),
-             "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8",
+             "--auth-local=scram-sha-256", f"--auth-host={host_auth}", "-E", "UTF8",
              "--no-instructions"],
             capture_output=True,
         )  # fmt: skip

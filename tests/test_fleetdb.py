@@ -366,3 +366,39 @@ def test_the_tunnel_names_a_front_door_that_refuses_the_key(envs_dir, sshd):
         fleetdb.tunnel(fleetdb.frontdoor(env), remote_port=DB_PORT),
     ):
         pass
+
+
+CLEARTEXT_DB_PORT = 18832  # a server that asks for the password in clear
+
+
+def test_a_database_asking_for_the_password_in_clear_never_gets_it(
+    envs_dir, callysto, one_line_error
+):
+    with postgres.running(CLEARTEXT_DB_PORT, host_auth="password") as server:
+        with server.connect(autocommit=True) as owner:
+            owner.execute(
+                sql.SQL("CREATE ROLE callysto LOGIN PASSWORD {}").format(
+                    sql.Literal(FLEET_PASSWORD)
+                )
+            )
+            owner.execute("CREATE DATABASE callysto OWNER callysto")
+        # The password is right: a client that sends it in clear is let in ...
+        with psycopg.connect(
+            host="127.0.0.1", port=CLEARTEXT_DB_PORT, dbname="callysto", user="callysto",
+            password=FLEET_PASSWORD,
+        ) as conn:  # fmt: skip
+            assert conn.execute("SELECT current_user").fetchone() == ("callysto",)
+        env = environments.create("local", "near")
+        (env.path / environments.ENV_FILE).write_text(
+            LOCAL_FLEET.replace(f"port: {DB_PORT - 4}", f"port: {CLEARTEXT_DB_PORT - 4}")
+        )
+        secretfiles.write(env.secrets_dir / fleetdb.PASSWORD_FILE, FLEET_PASSWORD + "\n")
+        # ... and `callysto` does not send it.
+        result = callysto("fleet", "list", "--env", "near")
+    one_line_error(
+        result,
+        f"the fleet database at 127.0.0.1:{CLEARTEXT_DB_PORT} asked for the password by a "
+        "weaker method than SCRAM, so it was not sent",
+        code=1,
+    )
+    assert FLEET_PASSWORD not in result.stderr + result.stdout

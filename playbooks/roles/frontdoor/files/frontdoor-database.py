@@ -25,7 +25,13 @@ def exists(conn: psycopg.Connection, query: str, value: str) -> bool:
 def signs_in(host: str, port: int, name: str, password: str) -> bool:
     try:
         with psycopg.connect(
-            host=host, port=port, dbname=name, user=name, password=password, connect_timeout=10
+            host=host,
+            port=port,
+            dbname=name,
+            user=name,
+            password=password,
+            connect_timeout=10,
+            require_auth="scram-sha-256",
         ):
             return True
     except psycopg.OperationalError:
