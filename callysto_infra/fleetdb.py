@@ -172,7 +172,7 @@ def open_connection(
                 f"{display(env.secrets_dir / PASSWORD_FILE)}: it is not the one the fleet's "
                 f"setup gave user {USER}"
             ) from None
-        if "authentication method requirement" in reason:
+        if "authentication method requirement" in str(exc):  # libpq refused, sent nothing
             raise OperationError(
                 f"the fleet database at {where} asked for the password by a weaker method than "
                 "SCRAM, so it was not sent: that server is not the one the fleet's setup made "
